@@ -1,0 +1,118 @@
+"""The hook API a host trainer calls and an extension implements.
+
+Method names follow kohya sd-scripts' ``NetworkTrainer`` where one exists (``assert_extra_args``,
+``post_process_network``, ``on_step_start``, ``process_batch``, ``post_process_loss``,
+``update_metadata``); the rest are narrower hooks our built-in host calls at fixed points of its step:
+
+    assert_extra_args -> (models load) -> post_process_network -> prepare_optimizer_params
+    per step: on_step_start -> [host tokenises captions] -> sample_timesteps -> diffusion loss
+              -> post_process_loss -> process_batch (extra loss terms) -> backward
+              -> on_after_backward -> [clip, optimizer step] -> on_step_end -> step_logs
+    on every save: update_metadata (into the file's metadata) + on_save (files beside the LoRA)
+
+The base class is a no-op, so an extension overrides only what it needs. Hosts never import an
+extension's internals; an extension never imports a host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass
+class StepBatch:
+    """One training batch as hooks see it. ``images``: [B, 3, H, W] in [-1, 1], float32, at the
+    training resolution. ``captions``: one string per image; the host tokenises AFTER on_step_start."""
+
+    images: torch.Tensor
+    captions: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HostContext:
+    """What a host hands to the hooks.
+
+    ``encode_prompts(captions)`` returns the conditioning the UNet consumes, as a list of tensors:
+    SD 1.x/2.x ``[hidden]`` ([B, 77, D]); SDXL ``[hidden_te1, hidden_te2, pooled_te2]``. It runs with
+    grad enabled when the caller has grad enabled, through the network's current multiplier.
+    ``network`` exposes ``set_multiplier(float)`` and ``trainable_parameters()``.
+    """
+
+    config: Any
+    model: Any  # textboost_ext.models.types.LoadedModel (or an sd-scripts equivalent)
+    network: Any
+    device: torch.device
+    encode_prompts: Callable[[list[str]], list[torch.Tensor]]
+    weight_dtype: torch.dtype = torch.float32
+
+
+class TrainerExtension:
+    """No-op base: a host works with this and trains a plain text-encoder LoRA."""
+
+    name: str = "none"
+
+    # ---- before training -------------------------------------------------------------------
+    def assert_extra_args(self, config: Any) -> None:
+        """Validate/force settings before any model loads. Raise ``ValueError`` naming the key."""
+
+    def post_process_network(self, ctx: HostContext) -> None:
+        """Models loaded and LoRA injected: add tokens, resize embeddings, build caches."""
+
+    def prepare_optimizer_params(
+        self, ctx: HostContext, lora_params: list[torch.nn.Parameter], learning_rate: float, weight_decay: float
+    ) -> list[dict[str, Any]]:
+        """Optimizer param groups. Each group has ``params``, ``lr``, ``weight_decay`` and a ``name``."""
+        return [{"name": "lora", "params": lora_params, "lr": learning_rate, "weight_decay": weight_decay}]
+
+    # ---- every step ------------------------------------------------------------------------
+    def on_step_start(self, ctx: HostContext, batch: StepBatch, step: int, generator: torch.Generator) -> None:
+        """May rewrite ``batch.images`` and ``batch.captions`` in place (augmentation)."""
+
+    def sample_timesteps(
+        self, ctx: HostContext, batch_size: int, min_timestep: int, max_timestep: int, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        """Timesteps in ``[min_timestep, max_timestep)`` (int64, CPU), or None for the host's uniform draw."""
+        return None
+
+    def post_process_loss(self, ctx: HostContext, loss: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Per-sample diffusion loss [B] -> per-sample loss [B]."""
+        return loss
+
+    def process_batch(self, ctx: HostContext, batch: StepBatch, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Extra loss terms, already weighted, added to the diffusion loss: ``{"kp": λ·L_kp}``."""
+        return {}
+
+    def on_after_backward(self, ctx: HostContext) -> None:
+        """Gradients exist; e.g. zero the original vocabulary rows."""
+
+    def on_step_end(self, ctx: HostContext, step: int) -> None:
+        """After the optimizer step; e.g. clamp embedding norms."""
+
+    def step_logs(self, ctx: HostContext) -> dict[str, float]:
+        """Scalars to log for the step just taken."""
+        return {}
+
+    # ---- saving and resuming -----------------------------------------------------------------
+    def update_metadata(self, ctx: HostContext, metadata: dict[str, str]) -> None:
+        """Add ``ss_textboost_*`` (string values) to the LoRA file's metadata."""
+
+    def on_save(self, ctx: HostContext, lora_path: Path, save_dtype: torch.dtype) -> list[Path]:
+        """Write files that belong beside the LoRA (embeddings, ...); return their paths."""
+        return []
+
+    def trigger_phrase(self) -> str | None:
+        """What a user types to get the subject (A1111 'activation text')."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extension state for ``save_state`` / ``resume`` (trained embedding rows etc.)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
