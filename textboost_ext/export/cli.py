@@ -1,0 +1,101 @@
+"""``verify`` and ``convert`` subcommands (mounted into ``textboost-hub``; also ``python -m textboost_ext.export.cli``).
+
+    verify FILE [--arch sd1|sd2|sdxl] [--base MODEL]           exit 0 if every check passes, else 1
+    convert SRC DST [--to kohya|diffusers] [--arch ...] [--from official-textboost] [--save-precision ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+FAMILIES = ("sd1", "sd2", "sdxl")
+
+
+def _parse_renames(pairs: Sequence[str]) -> dict[str, str]:
+    renames: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise ValueError(f"--rename {pair!r}: expected OLD=NEW")
+        renames[old] = new
+    return renames
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from textboost_ext.export.verify import verify_file
+
+    report = verify_file(args.file, arch=args.arch, base=args.base)
+    print(report.format_table())
+    return 0 if report.ok else 1
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from textboost_ext.export.lora_file import save_precision_dtype
+
+    dtype = save_precision_dtype(args.save_precision) if args.save_precision else None
+    try:
+        if args.source_format == "official-textboost":
+            from textboost_ext.export.official_textboost import convert_official_textboost
+
+            if args.to not in (None, "kohya"):
+                raise ValueError("--from official-textboost converts to kohya only")
+            result = convert_official_textboost(
+                args.src, args.dst, args.arch, v_prediction=args.v_prediction,
+                save_dtype=dtype or save_precision_dtype(None), rename=_parse_renames(args.rename),
+                skip_tokens=set(args.skip_token),
+            )
+        else:
+            from textboost_ext.export.convert import convert_file
+
+            result = convert_file(args.src, args.dst, to=args.to, family=args.arch, save_dtype=dtype)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"convert: error: {exc}", file=sys.stderr)
+        return 1
+    for note in result.notes:
+        print(f"note: {note}")
+    for path in result.paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def register_subcommands(subparsers: Any) -> None:
+    """Add ``verify`` and ``convert`` to an argparse subparsers object; each sets ``func(args) -> int``."""
+    verify = subparsers.add_parser("verify", help="check a LoRA/embedding file against the compatibility checklist",
+                                   description="Run the A1111/Forge/ComfyUI/diffusers compatibility checklist on FILE.")
+    verify.add_argument("file", help="a .safetensors LoRA (kohya format) or embedding file")
+    verify.add_argument("--arch", choices=FAMILIES, default=None, help="expected base family (a mismatch is a failure)")
+    verify.add_argument("--base", default=None, help="base model to check shapes against and run the diffusers oracle on")
+    verify.set_defaults(func=run_verify)
+
+    convert = subparsers.add_parser("convert", help="convert between kohya, diffusers and official-TextBoost formats",
+                                    description="Convert a text-encoder LoRA between formats.")
+    convert.add_argument("src", help="source file (kohya or diffusers .safetensors) or official TextBoost output folder")
+    convert.add_argument("dst", help="destination .safetensors file (embeddings are written next to it)")
+    convert.add_argument("--to", choices=("kohya", "diffusers"), default=None, help="target format (default: the other one)")
+    convert.add_argument("--from", dest="source_format", choices=("auto", "official-textboost"), default="auto",
+                         help="source format; kohya/diffusers files are detected automatically")
+    convert.add_argument("--arch", choices=FAMILIES, default=None, help="base family when it cannot be detected")
+    convert.add_argument("--v-prediction", action="store_true", help="official-textboost: the base is SD 2.x 768-v")
+    convert.add_argument("--save-precision", choices=("fp16", "float", "fp32", "bf16"), default=None,
+                         help="dtype of the written weights (default: fp16 for official-textboost, else the source dtype)")
+    convert.add_argument("--rename", action="append", default=[], metavar="OLD=NEW", help="official-textboost: rename an embedding")
+    convert.add_argument("--skip-token", action="append", default=[], metavar="NAME", help="official-textboost: do not export this token")
+    convert.set_defaults(func=run_convert)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m textboost_ext.export.cli", description=__doc__.splitlines()[0])
+    register_subcommands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

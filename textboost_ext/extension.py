@@ -1,0 +1,273 @@
+"""TextBoostExtension: the TextBoost method plugged into a host trainer through the hook API.
+
+The same object drives the built-in host (``textboost_ext.host``) and kohya sd-scripts
+(``textboost_ext.kohya``). It composes the pure pieces of ``textboost_ext.method``:
+
+- placeholder token (+ augmentation tokens in token mode) with their own trainable rows,
+- paired image augmentation + captions that name exactly the augmentations applied,
+- SNR-weighted timestep sampling (replacing the host's uniform draw),
+- the knowledge-preservation loss against the same encoder with its LoRA switched off (multiplier 0),
+  whose outputs are cached per prompt,
+- an optimizer layout of two groups: LoRA (weight decay) and new embedding rows (no weight decay).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textboost_ext.hooks import HostContext, StepBatch, TrainerExtension
+from textboost_ext.method import (
+    AUGMENT_SET_TAGS,
+    AUGMENT_TOKENS,
+    ExtendedTokenEmbedding,
+    OriginalOutputCache,
+    PreservationPromptSampler,
+    TimestepSampler,
+    add_placeholder_tokens,
+    augment_view,
+    build_caption,
+    choose_template,
+    clamp_new_row_norms_,
+    fix_legacy_eos_pooling,
+    kp_loss,
+    load_prompt_file,
+    padding_mask,
+    phrase_token_ids,
+    placeholder_text,
+    placeholder_vector_tokens,
+    resolve_templates,
+    shipped_prompts,
+    suggest_token_name,
+    validate_token_name,
+)
+
+EMBEDDING_KEYS_SDXL = ("clip_l", "clip_g")
+
+
+class TextBoostExtension(TrainerExtension):
+    name = "textboost"
+
+    def __init__(self) -> None:
+        self.tb: Any = None  # the [textboost] config table
+        self.embeddings: list[ExtendedTokenEmbedding] = []
+        self.vector_tokens: list[str] = []
+        self.augment_tokens: list[str] = []
+        self.templates: list[str] = []
+        self.sampler: TimestepSampler | None = None
+        self.kp_prompts: PreservationPromptSampler | None = None
+        self.kp_cache: OriginalOutputCache | None = None
+        self._last: dict[str, float] = {}
+
+    # ---- before training -------------------------------------------------------------------
+    def assert_extra_args(self, config: Any) -> None:
+        tb = config.textboost
+        problems = []
+        if not tb.placeholder_token:
+            problems.append("[textboost] placeholder_token is required (the name you will type in prompts, e.g. 'mycorgi')")
+        else:
+            try:
+                validate_token_name(tb.placeholder_token)
+            except ValueError as err:
+                problems.append(f"[textboost] placeholder_token: {err}")
+        if not tb.initializer or not tb.initializer.strip():
+            problems.append("[textboost] initializer is required (a phrase describing the subject, e.g. 'corgi dog')")
+        if config.network_train_unet_only:
+            problems.append("network_train_unet_only = true: TextBoost trains the text encoder only; remove it")
+        if problems:
+            raise ValueError("TextBoost configuration:\n  - " + "\n  - ".join(problems))
+        config.network_train_text_encoder_only = True
+        self.tb = tb
+        self.templates = resolve_templates(tb.caption_templates)
+
+    def post_process_network(self, ctx: HostContext) -> None:
+        tb = self.tb
+        model = ctx.model
+        for tokenizer in model.tokenizers:  # the name must not already be a word of any tokenizer
+            try:
+                validate_token_name(tb.placeholder_token, tokenizer.get_vocab())
+            except ValueError as err:
+                suggestion = suggest_token_name(tb.placeholder_token, tokenizer.get_vocab())
+                raise ValueError(f"[textboost] placeholder_token: {err} (try {suggestion!r})") from None
+        self.augment_tokens = [AUGMENT_TOKENS[t][0] for t in AUGMENT_SET_TAGS[tb.augment]] if tb.augment_mode == "token" else []
+        self.embeddings = []
+        for tokenizer, encoder in zip(model.tokenizers, model.text_encoders):
+            init_ids = phrase_token_ids(tokenizer, tb.initializer)
+            if not init_ids:
+                raise ValueError(f"[textboost] initializer {tb.initializer!r} tokenizes to nothing; use a describing phrase")
+            self.vector_tokens = placeholder_vector_tokens(tb.placeholder_token, len(init_ids))
+            aug_inits = [phrase_token_ids(tokenizer, AUGMENT_TOKENS[t][1]) for t in AUGMENT_SET_TAGS[tb.augment]]
+            tokens = self.vector_tokens + self.augment_tokens
+            inits: list[int | list[int]] = list(init_ids) + (aug_inits if self.augment_tokens else [])
+            ext = add_placeholder_tokens(tokenizer, encoder.get_input_embeddings(), tokens, inits)
+            ext.to(next(encoder.parameters()).device)
+            encoder.set_input_embeddings(ext)
+            # Old CLIP configs pool at the highest token id, which is now an added token.
+            fix_legacy_eos_pooling(encoder, tokenizer.eos_token_id)
+            self.embeddings.append(ext)
+
+        scheduler = model.noise_scheduler
+        self.sampler = TimestepSampler(
+            scheduler.alphas_cumprod,
+            mode=tb.timestep_sampling,
+            min_timestep=ctx.config.min_timestep,
+            max_timestep=ctx.config.max_timestep,
+        )
+        prompts = load_prompt_file(tb.preservation_prompts) if tb.preservation_prompts else shipped_prompts()
+        self.kp_prompts = PreservationPromptSampler(prompts, tb.class_noun, empty_p=tb.kpl_empty_p, class_p=tb.kpl_class_p)
+        self.kp_cache = OriginalOutputCache(lambda p: self._original_outputs(ctx, p), enabled=tb.kpl_cache)
+
+    def prepare_optimizer_params(
+        self, ctx: HostContext, lora_params: list[torch.nn.Parameter], learning_rate: float, weight_decay: float
+    ) -> list[dict[str, Any]]:
+        # New rows train at their own rate with NO weight decay; the original vocabulary is not a
+        # parameter of the optimizer at all (it lives frozen in ExtendedTokenEmbedding.base).
+        rows = [e.new_rows for e in self.embeddings]
+        return [
+            {"name": "lora", "params": lora_params, "lr": learning_rate, "weight_decay": weight_decay},
+            {"name": "embedding", "params": rows, "lr": self.tb.emb_learning_rate, "weight_decay": 0.0},
+        ]
+
+    # ---- every step ------------------------------------------------------------------------
+    def on_step_start(self, ctx: HostContext, batch: StepBatch, step: int, generator: torch.Generator) -> None:
+        tb = self.tb
+        subject = placeholder_text(self.vector_tokens)
+        images, captions = [], []
+        for image in batch.images:
+            view = augment_view(image, generator, tb.augment, p=tb.augment_p, color_p=tb.augment_color_p)
+            template = choose_template(self.templates, generator)
+            images.append(view.image)
+            captions.append(build_caption(template, subject, tb.class_noun, view.tags, tb.augment_mode, generator))
+        batch.images = torch.stack(images)
+        batch.captions = captions
+        batch.extra["augment_captions"] = captions
+
+    def sample_timesteps(
+        self, ctx: HostContext, batch_size: int, min_timestep: int, max_timestep: int, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        assert self.sampler is not None, "post_process_network must run first"
+        if (min_timestep, max_timestep) != (self.sampler.min_timestep, self.sampler.max_timestep):
+            # a host may pin the range (sd-scripts' validation sets min == max)
+            sampler = TimestepSampler(self.sampler.alphas_cumprod, self.tb.timestep_sampling, min_timestep, max_timestep)
+            return sampler.sample(batch_size, generator)
+        return self.sampler.sample(batch_size, generator)
+
+    def process_batch(self, ctx: HostContext, batch: StepBatch, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        tb = self.tb
+        if tb.kpl_weight <= 0:
+            self._last["loss/kp_raw"] = 0.0
+            return {}
+        assert self.kp_prompts is not None and self.kp_cache is not None
+        prompts = self.kp_prompts.sample(len(batch.captions), generator)
+        original = self.kp_cache.get(prompts, device=ctx.device)
+        adapted = ctx.encode_prompts(prompts)
+        mask = self._padding_mask(ctx, prompts) if tb.kpl_mask_padding else None
+        loss = kp_loss(adapted, original, kind=tb.kpl_type, mask=mask)
+        self._last["loss/kp_raw"] = float(loss.detach())
+        self._last["kp/cache_hit_rate"] = self.kp_cache.hit_rate
+        return {"kp": tb.kpl_weight * loss}
+
+    def _padding_mask(self, ctx: HostContext, prompts: list[str]) -> torch.Tensor:
+        # positions up to and including the first EOS; the same for every tokenizer of a model
+        tokenizer = ctx.model.tokenizers[0]
+        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        return padding_mask(ids, tokenizer.eos_token_id).to(ctx.device)
+
+    def _original_outputs(self, ctx: HostContext, prompts: list[str]) -> list[torch.Tensor]:
+        # The original encoder is the same model with its LoRA at multiplier 0: no second copy in memory.
+        previous = getattr(ctx.network, "multiplier", 1.0)
+        ctx.network.set_multiplier(0.0)
+        try:
+            with torch.no_grad():
+                return [t.detach().float() for t in ctx.encode_prompts(list(prompts))]
+        finally:
+            ctx.network.set_multiplier(previous)
+
+    def on_step_end(self, ctx: HostContext, step: int) -> None:
+        if self.tb.norm_clamp:
+            for ext in self.embeddings:
+                clamp_new_row_norms_(ext)
+
+    def step_logs(self, ctx: HostContext) -> dict[str, float]:
+        logs = dict(self._last)
+        n = len(self.vector_tokens)
+        norms = [ext.new_rows.detach()[:n].norm(dim=-1).mean().item() for ext in self.embeddings]
+        if norms:
+            logs["embedding/placeholder_norm"] = float(sum(norms) / len(norms))
+        return logs
+
+    # ---- saving and resuming -----------------------------------------------------------------
+    def placeholder_vectors(self) -> dict[str, torch.Tensor]:
+        """The trained placeholder vectors in the embedding-file layout of the family."""
+        n = len(self.vector_tokens)
+        rows = [ext.new_rows.detach()[:n].float().cpu() for ext in self.embeddings]
+        if len(rows) == 2:
+            return dict(zip(EMBEDDING_KEYS_SDXL, rows))
+        return {"emb_params": rows[0]}
+
+    def update_metadata(self, ctx: HostContext, metadata: dict[str, str]) -> None:
+        tb = self.tb
+        settings = {
+            "placeholder_token": tb.placeholder_token,
+            "initializer": tb.initializer,
+            "class_noun": tb.class_noun or "",
+            "num_vectors": len(self.vector_tokens),
+            "kpl_weight": tb.kpl_weight,
+            "kpl_type": tb.kpl_type,
+            "timestep_sampling": tb.timestep_sampling,
+            "augment": tb.augment,
+            "augment_mode": tb.augment_mode,
+            "augment_p": tb.augment_p,
+            "augment_color_p": tb.augment_color_p,
+            "emb_learning_rate": tb.emb_learning_rate,
+            "norm_clamp": tb.norm_clamp,
+            "lora_targets": ",".join(tb.lora_targets),
+            "preservation_prompts": Path(tb.preservation_prompts).name if tb.preservation_prompts else "shipped",
+        }
+        for key, value in settings.items():
+            metadata[f"ss_textboost_{key}"] = str(value)
+        metadata["modelspec.trigger_phrase"] = self.trigger_phrase() or ""
+
+    def on_save(self, ctx: HostContext, lora_path: Path, save_dtype: torch.dtype) -> list[Path]:
+        from textboost_ext.export.embeddings import write_bundled_lora, write_embedding_file
+        from textboost_ext.export.safetensors_io import read_header
+
+        token = self.tb.placeholder_token
+        model = ctx.model
+        v_pred = bool(getattr(model, "is_v_prediction", False))
+        resolution = tuple(ctx.config.resolution)
+        emb_path = Path(lora_path).parent / "embeddings" / f"{token}.safetensors"
+        emb_path.parent.mkdir(parents=True, exist_ok=True)
+        written = [write_embedding_file(emb_path, self.placeholder_vectors(), token, model.family, save_dtype,
+                                        v_prediction=v_pred, resolution=resolution)]
+        if getattr(ctx.config, "export_bundle", False):
+            from safetensors.torch import load_file
+
+            metadata, _ = read_header(lora_path)
+            written.append(write_bundled_lora(lora_path, load_file(str(lora_path)), {token: self.placeholder_vectors()},
+                                              metadata, save_dtype))
+        return written
+
+    def trigger_phrase(self) -> str | None:
+        if self.tb is None:
+            return None
+        noun = f" {self.tb.class_noun}" if self.tb.class_noun else ""
+        return f"{self.tb.placeholder_token}{noun}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"new_rows": [ext.new_rows.detach().cpu().clone() for ext in self.embeddings]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        rows = state.get("new_rows", [])
+        if len(rows) != len(self.embeddings):
+            raise ValueError(f"resume state has {len(rows)} embedding tables, this model has {len(self.embeddings)}")
+        with torch.no_grad():
+            for ext, saved in zip(self.embeddings, rows):
+                if saved.shape != ext.new_rows.shape:
+                    raise ValueError(f"resume state embedding rows {tuple(saved.shape)} != {tuple(ext.new_rows.shape)}; "
+                                     "placeholder_token/initializer/augment settings must match the interrupted run")
+                ext.new_rows.copy_(saved.to(ext.new_rows))
+

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Train a TextBoost adapter (kohya-style options). Wiring only; read it top to bottom.
+
+    python train_network_textboost.py --config_file config_templates/demo.toml
+    python train_network_textboost.py --config_file my.toml --learning_rate 1e-4 --dry_run
+    python train_network_textboost.py --sd_scripts_dir ~/sd-scripts --config_file my.toml   # kohya's loop
+
+1. parse the TOML + CLI (strict: unknown keys, wrong types and impossible values fail here)
+2. pick the host: kohya sd-scripts' NetworkTrainer when asked for, else the built-in trainer
+3. build the extension (``extension = "textboost"``) and let it check its settings
+4. resolve the dataset; ``--dry_run`` stops here
+5. train (the host calls the extension's hooks; it writes the LoRA, embeddings, sidecars)
+6. write the model card; publish to the Hub if ``push_to_hub = true``
+7. print where the adapter is and how to use it
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from textboost_ext.config import ConfigError, format_resolved_config, parse_args, resolve_dataset
+    from textboost_ext.kohya.launch import sd_scripts_requested
+
+    argv = sys.argv[1:] if argv is None else argv
+    # 2. kohya sd-scripts host (its own parser, its own loop, our extension)
+    sd_scripts_dir = sd_scripts_requested(argv)
+    if sd_scripts_dir is not None:
+        from textboost_ext.kohya.launch import run_sd_scripts
+
+        return run_sd_scripts(sd_scripts_dir, argv)
+
+    try:
+        # 1. config
+        config, run = parse_args(argv)
+        # 3. extension
+        from textboost_ext.registry import create_extension
+
+        extension = create_extension(config.extension)
+        extension.assert_extra_args(config)
+        # 4. dataset
+        dataset = resolve_dataset(config)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if run.dry_run:
+        print(format_resolved_config(config, dataset))
+        return 0
+
+    # 5. train
+    from textboost_ext.host import train
+
+    result = train(config, extension)
+
+    # 6. model card, then the Hub
+    from textboost_ext.hub.card import write_model_card
+
+    write_model_card(result.adapter_dir)
+    if config.push_to_hub:
+        from textboost_ext.hub.publish import publish_after_training
+
+        publish_after_training(result.adapter_dir, config.hub_repo_id, config.hub_private)
+
+    # 7. where it is, how to use it
+    from textboost_ext.hub.usage import usage_text
+
+    print(usage_text(result.adapter_dir, result.lora_path, extension.trigger_phrase()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
