@@ -22,6 +22,7 @@ def _load(name: str) -> ModuleType:
     return sys.modules[qualified]
 
 
+_UNREACHABLE = "http://127.0.0.1:9"
 fake_hub_module = _load("fake_hub")
 factory = _load("adapter_factory")
 
@@ -58,11 +59,15 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     conftest.py at the top sets HF_HUB_OFFLINE=1 for the whole suite; the hub tests talk to a local
     server only, so they switch the already-imported constants back on. The default ENDPOINT points at
-    the fake too, so a stray request without ``endpoint=`` is recorded there instead of leaving the machine.
+    a closed loopback port (here) or at the fake (``fake_hub``), so a request without ``endpoint=`` is
+    refused or recorded instead of leaving the machine.
     """
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # a stray request without ``endpoint=`` is refused on the loopback discard port, never sent out
+    monkeypatch.setattr(constants, "ENDPOINT", _UNREACHABLE)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", _UNREACHABLE + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-stored-token"))

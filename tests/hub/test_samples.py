@@ -20,6 +20,12 @@ def test_record_then_read(tmp_path: Path) -> None:
                        SampleImage("c.png", "prompt c.png", 10)]
     assert [s.repo_path for s in final_samples(samples)] == ["samples/b.png", "samples/c.png"]
     assert [p.name for p in (tmp_path / "samples").iterdir() if p.name.startswith(".")] == []  # no temp left
+    # entries written by the host trainer carry more keys: they are read and kept when appending
+    index = tmp_path / "samples" / "index.json"
+    index.write_text(index.read_text().replace('"step": 0', '"step": 0, "seed": 7, "negative_prompt": "blurry"'))
+    (tmp_path / "samples" / "d.png").write_bytes(b"png")
+    record_sample(tmp_path, "d.png", "prompt d", 20)
+    assert '"seed": 7' in index.read_text() and read_samples(tmp_path)[-1] == SampleImage("d.png", "prompt d", 20)
     with pytest.raises(FileNotFoundError, match="save the image first"):
         record_sample(tmp_path, "missing.png", "p", 1)
 

@@ -18,7 +18,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("name", "family", "prediction"), [("tiny-sd1", "sd1", "epsilon"), ("tiny-sd2v", "sd2", "v_prediction")])
+@pytest.mark.parametrize(("name", "family", "prediction"), [("tiny-sd2v", "sd2", "v_prediction")])
 def test_builtin_is_built_once_and_loaded_as_a_folder(cache_dir: Path, name: str, family: str, prediction: str) -> None:
     model = load_base_model(f"builtin:{name}")
     assert (model.family, model.prediction_type) == (family, prediction)
@@ -48,6 +48,13 @@ def test_interrupted_build_leaves_no_cache(cache_dir: Path, monkeypatch: pytest.
     with pytest.raises(KeyboardInterrupt):
         builtin.builtin_model_dir("builtin:tiny-sd1")
     assert list(cache_dir.iterdir()) == []
+
+
+def test_builtin_names_cover_every_tiny_family() -> None:
+    from textboost_ext.models.tiny import TINY_FAMILIES
+
+    assert sorted(builtin.BUILTIN_MODELS.values()) == sorted(TINY_FAMILIES)
+    assert all(name == f"tiny-{family}" for name, family in builtin.BUILTIN_MODELS.items())
 
 
 def test_default_cache_root(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,7 +84,7 @@ def _download(repo_id: str, staging: Path, name: str, revision: str | None, toke
     from huggingface_hub import snapshot_download
 
     secret = resolve_token(token)
-    staged = staging / name
+    staged = staging / "download" / name  # own subfolder: a name like "hf-cache" cannot collide
     failure = None
     try:
         snapshot_download(

@@ -4,7 +4,8 @@ Format (written by the trainer through ``record_sample``, read by the model card
 
     [{"file": "step000250_00.png", "prompt": "a photo of mycorgi dog on the beach", "step": 250}, ...]
 
-``file`` is relative to ``samples/``. Without an index, a sidecar ``samples/<image stem>.txt`` holding
+``file`` is relative to ``samples/``; extra keys (``negative_prompt``, ``seed``, ``width``, ...) are allowed
+and preserved. Without an index, a sidecar ``samples/<image stem>.txt`` holding
 the prompt is accepted (step unknown: -1).
 """
 
@@ -65,7 +66,10 @@ def record_sample(adapter_dir: str | Path, file: str, prompt: str, step: int) ->
     if not (samples_dir / file).is_file():
         raise FileNotFoundError(f"record_sample: {samples_dir / file} does not exist; save the image first")
     index = samples_dir / INDEX_NAME
-    entries = [asdict(s) for s in _read_index(index)] if index.is_file() else []
+    entries: list = []
+    if index.is_file():
+        _read_index(index)  # validate before extending
+        entries = json.loads(index.read_text(encoding="utf-8"))  # keep extra keys (seed, size, ...) as they are
     entries.append(asdict(SampleImage(file, prompt, int(step))))
     fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json.tmp", dir=samples_dir)
     try:

@@ -45,6 +45,11 @@ def load_base_model(
     whatever the base says. ``vae`` replaces the base's VAE (a diffusers VAE folder or an LDM VAE file).
     """
     source = str(path_or_id)
+    build_vae = None
+    if vae is not None:  # check it before spending minutes on a large base
+        from textboost_ext.models.vae_override import prepare_vae
+
+        build_vae = prepare_vae(vae)
     options = dict(v2=v2, v_parameterization=v_parameterization, sdxl=sdxl, torch_dtype=torch_dtype)
     if is_builtin(source):
         model = load_diffusers_model(str(builtin_model_dir(source)), local_files_only=True, **options)
@@ -66,10 +71,8 @@ def load_base_model(
                 f"{source}: no such file or folder (and not a Hugging Face Hub id 'owner/name'); check the spelling "
                 "and the working directory"
             )
-    if vae is not None:
-        from textboost_ext.models.vae_override import load_vae
-
-        model.vae = load_vae(vae, model.family, torch_dtype)
+    if build_vae is not None:
+        model.vae = build_vae(model.family, torch_dtype)
         model.extra["vae"] = str(vae)
     model.source = source
     return model

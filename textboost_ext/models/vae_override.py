@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,26 @@ from textboost_ext.models.types import Family
 
 
 def load_vae(path: str, family: Family, torch_dtype: torch.dtype) -> Any:
+    """Load the VAE at ``path`` for a base of ``family`` (see ``prepare_vae``)."""
+    return prepare_vae(path)(family, torch_dtype)
+
+
+def prepare_vae(path: str) -> Callable[[Family, torch.dtype], Any]:
+    """Check ``path`` now (before a large base is loaded) and return ``build(family, torch_dtype)``.
+
+    Accepted: a diffusers VAE folder (config.json), a pipeline folder (vae/config.json), or an
+    A1111/LDM VAE file (bare ``encoder.*``/``decoder.*`` keys, or a whole checkpoint's ``first_stage_model.*``).
+    """
     from diffusers import AutoencoderKL
 
     p = Path(path).expanduser()
     if p.is_dir():
-        if (p / "config.json").is_file():
-            return AutoencoderKL.from_pretrained(str(p), torch_dtype=torch_dtype, local_files_only=True).eval()
-        if (p / "vae" / "config.json").is_file():
-            return AutoencoderKL.from_pretrained(str(p), subfolder="vae", torch_dtype=torch_dtype, local_files_only=True).eval()
+        for subfolder in ("", "vae"):
+            if (p / subfolder / "config.json").is_file():
+                opts = {"subfolder": subfolder} if subfolder else {}
+                return lambda family, dtype: AutoencoderKL.from_pretrained(
+                    str(p), torch_dtype=dtype, local_files_only=True, **opts
+                ).eval()
         raise BaseModelError(f"vae {path}: a folder without config.json (or vae/config.json); not a diffusers VAE")
     if not p.is_file():
         raise BaseModelNotFoundError(f"vae {path}: no such file or folder; check the spelling")
@@ -32,13 +45,16 @@ def load_vae(path: str, family: Family, torch_dtype: torch.dtype) -> Any:
         raise BaseModelError(f"vae {path}: unsupported file type {p.suffix!r}; use a {'/'.join(SINGLE_FILE_SUFFIXES)} file or a diffusers VAE folder")
     ckpt = read_checkpoint(p)
     keys = ckpt.state_dict.keys()
-    # A1111 VAE files keep the LDM names, bare or with the checkpoint's first_stage_model. prefix.
     prefix = VAE_PREFIX if any(k.startswith(VAE_PREFIX + "encoder.down.") for k in keys) else ""
     if not any(k.startswith(prefix + "encoder.down.") for k in keys):
         hint = " (diffusers-named weights: point vae at their folder with config.json)" if any("down_blocks" in k for k in keys) else ""
         raise BaseModelError(f"vae {path}: not an LDM/A1111 VAE file; expected keys like 'encoder.down.0.block.0.conv1.weight'{hint}")
-    # The family decides what no shape shows (scaling factor: 0.18215 for SD 1.x/2.x, 0.13025 for SDXL).
-    base = base_config(base_config_name(family, False))["vae"]
-    config = infer_vae_config(ckpt.shapes(), prefix, base, ckpt.architecture_hints.get("vae"), str(p))
-    with tempfile.TemporaryDirectory(prefix="textboost_vae_") as tmp:
-        return load_component_from_single_file("vae", config, ckpt, tmp, torch_dtype)
+
+    def build(family: Family, torch_dtype: torch.dtype) -> Any:
+        # The family decides what no shape shows (scaling factor: 0.18215 for SD 1.x/2.x, 0.13025 for SDXL).
+        base = base_config(base_config_name(family, False))["vae"]
+        config = infer_vae_config(ckpt.shapes(), prefix, base, ckpt.architecture_hints.get("vae"), str(p))
+        with tempfile.TemporaryDirectory(prefix="textboost_vae_") as tmp:
+            return load_component_from_single_file("vae", config, ckpt, tmp, torch_dtype)
+
+    return build
