@@ -39,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
         extension = create_extension(config.extension)
         extension.assert_extra_args(config)
-        # 4. dataset
+        # 4. dataset; and a Hub upload that cannot work fails now, not after training
         dataset = resolve_dataset(config)
+        if config.push_to_hub:
+            from textboost_ext.hub.publish import check_publish_config
+
+            check_publish_config(config)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -58,9 +62,15 @@ def main(argv: list[str] | None = None) -> int:
 
     write_model_card(result.adapter_dir)
     if config.push_to_hub:
+        from textboost_ext.hub.errors import HubError
         from textboost_ext.hub.publish import publish_after_training
 
-        publish_after_training(result.adapter_dir, config.hub_repo_id, config.hub_private)
+        try:
+            url = publish_after_training(result.adapter_dir, config.hub_repo_id, config.hub_private)
+            print(f"Published: {url}")
+        except HubError as err:  # the adapter is safe locally; the message says how to retry
+            print(f"error: {err}", file=sys.stderr)
+            return 1
 
     # 7. where it is, how to use it
     from textboost_ext.hub.usage import usage_text

@@ -26,7 +26,11 @@ def make_official(root: Path, pipe: Any, *, use_rslora: bool = False, safe: bool
     torch.manual_seed(3)
     config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights="gaussian",
                         use_rslora=use_rslora)
-    model = get_peft_model(copy.deepcopy(pipe.text_encoder), config)
+    encoder = copy.deepcopy(pipe.text_encoder)
+    # like the official trainer: the placeholder token is added, so the embedding matrix grows and peft
+    # saves it inside the adapter (save_embedding_layers="auto")
+    encoder.resize_token_embeddings(encoder.config.vocab_size + 1)
+    model = get_peft_model(encoder, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -54,6 +58,7 @@ def test_official_output_converts_and_matches_peft(variant: str, tmp_path: Path,
     result = convert_official_textboost(src, out, "sd1", save_dtype=torch.float32)
     assert result.paths == [out, out.with_name("mytok.safetensors")]
     assert any("zero-filled 2 missing attention projection(s) (out_proj)" in n for n in result.notes)
+    assert any("embeddings.token_embedding.weight" in n for n in result.notes)
     meta = read_header(out)[0]
     assert meta["ss_textboost_converted_from"] == "official-textboost"
     assert json.loads(meta["ss_textboost_zero_filled_modules"]) == [

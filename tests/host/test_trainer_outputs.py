@@ -45,7 +45,10 @@ class FlipAndCount(TrainerExtension):
         self.steps_seen = state["steps_seen"]
 
 
-def test_resume_reproduces_an_uninterrupted_run(make_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+def test_resume_reproduces_an_uninterrupted_run(make_config: Callable[..., TrainConfig], tmp_path: Path, one_image_dataset: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (20, 200, 90)).save(one_image_dataset / "1_sks dog" / "second.png")  # data order matters
     common = dict(max_train_steps=6, save_every_n_steps=3, save_state=True, lr_scheduler="linear", lr_warmup_steps=2,
                   optimizer_type="AdamW8bit", optimizer_args=["min_8bit_size=0"], train_batch_size=3)
     straight = HostTrainer(make_config(output_name="straight", **common), FlipAndCount())

@@ -125,6 +125,23 @@ def test_conditioning_carries_gradients_to_the_text_encoder(folder_model) -> Non
         embedding.requires_grad_(was_trainable)
 
 
+def test_pooled_output_stays_at_eos_after_adding_tokens(single_file) -> None:
+    """Released configs say eos_token_id=2, making transformers pool at argmax(input_ids): that would
+    land on an added placeholder token (id 49408) instead of <|endoftext|>."""
+    model = load_base_model(str(single_file("sdxl", ".safetensors")))  # a fresh copy: we add a token
+    tok, te = model.tokenizers[1], model.text_encoders[1]
+    assert te.config.eos_token_id == tok.eos_token_id == 49407
+    tok.add_tokens(["<sks>"])
+    te.resize_token_embeddings(len(tok))
+    ids = tokenize(model, ["a photo of <sks> dog"])
+    assert ids[1].max().item() == 49408
+    with torch.no_grad():
+        out = te(ids[1])
+        eos = (ids[1] == 49407).int().argmax(-1)
+        expected = te.text_projection(out.last_hidden_state[torch.arange(1), eos])
+    torch.testing.assert_close(out.text_embeds, expected, rtol=0, atol=0)
+
+
 def test_wrong_number_of_input_ids(folder_model) -> None:
     model = folder_model("sdxl")
     with pytest.raises(ValueError, match="expected 2 input-id tensors"):

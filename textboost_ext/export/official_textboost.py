@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from textboost_ext.export.metadata import TrainingInfo, build_metadata
 
 # accelerate / trainer state files that can sit next to the token files
 NOT_EMBEDDINGS = {"optimizer.bin", "scheduler.bin", "pytorch_model.bin", "scaler.pt", "random_states_0.pkl"}
+# peft saves the whole (resized) token-embedding matrix when the trainer added tokens; the learned rows are
+# also in the <token>.bin files, which say which token they belong to, so the matrix is not needed.
+TOKEN_EMBEDDING_MATRIX = re.compile(r"^(?:base_model\.model\.)?(?:text_model\.)?embeddings\.token_embedding\.weight$")
 
 
 def _adapter_dirs(src: Path) -> list[Path]:
@@ -70,10 +74,14 @@ def _kohya_alpha(config: Mapping[str, Any], source: Path) -> tuple[int, float]:
     return rank, scaling * rank
 
 
-def _adapter_to_kohya(adapter_dir: Path, prefix: str) -> tuple[dict[str, torch.Tensor], int, float]:
+def _adapter_to_kohya(adapter_dir: Path, prefix: str, notes: list[str]) -> tuple[dict[str, torch.Tensor], int, float]:
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     rank, alpha = _kohya_alpha(config, adapter_dir)
-    groups = parse_peft_state_dict(_load_weights(adapter_dir), str(adapter_dir))
+    weights = _load_weights(adapter_dir)
+    matrix = [k for k in weights if TOKEN_EMBEDDING_MATRIX.match(k)]
+    if matrix:
+        notes.append(f"ignored {matrix[0]} in {adapter_dir.name}/ (the learned vectors are taken from the <token>.bin files)")
+    groups = parse_peft_state_dict({k: v for k, v in weights.items() if k not in matrix}, str(adapter_dir))
     sd: dict[str, torch.Tensor] = {}
     for (_, layer, module), parts in groups.items():
         if set(parts) - {"alpha"} != {"lora_down.weight", "lora_up.weight"}:
@@ -126,8 +134,9 @@ def convert_official_textboost(
     prefixes = ["lora_te1", "lora_te2"] if len(adapter_dirs) == 2 else ["lora_te"]
     sd: dict[str, torch.Tensor] = {}
     ranks, alphas = set(), set()
+    adapter_notes: list[str] = []
     for adapter_dir, prefix in zip(adapter_dirs, prefixes):
-        part, rank, alpha = _adapter_to_kohya(adapter_dir, prefix)
+        part, rank, alpha = _adapter_to_kohya(adapter_dir, prefix, adapter_notes)
         sd.update(part)
         ranks.add(rank)
         alphas.add(alpha)
@@ -146,7 +155,7 @@ def convert_official_textboost(
         raise ValueError(f"{src}: token vectors {wrong} do not match the text encoder width {hidden}")
     if tokens and family == "sdxl":
         raise ValueError(f"{src}: official token files hold one vector set; SDXL embeddings need clip_l AND clip_g")
-    notes = [f"converted from the official TextBoost output {src} (rank {ranks.pop()}, alpha {alphas.pop()})"]
+    notes = [f"converted from the official TextBoost output {src} (rank {ranks.pop()}, alpha {alphas.pop()})", *adapter_notes]
     added = fill_missing_attention(sd)
     if added:
         kinds = sorted({n.split("self_attn_")[1] for n in added})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,11 +72,30 @@ def load_base_model(
                 f"{source}: no such file or folder (and not a Hugging Face Hub id 'owner/name'); check the spelling "
                 "and the working directory"
             )
+    for text_encoder, tokenizer in zip(model.text_encoders, model.tokenizers, strict=True):
+        pool_at_first_eos(text_encoder, tokenizer)
     if build_vae is not None:
         model.vae = build_vae(model.family, torch_dtype)
         model.extra["vae"] = str(vae)
     model.source = source
     return model
+
+
+def pool_at_first_eos(text_encoder: Any, tokenizer: Any) -> None:
+    """Make the encoder's pooled output read the first ``<|endoftext|>``, even after tokens are added.
+
+    Released SD configs say ``eos_token_id: 2`` (a pre-2023 transformers default), which makes
+    transformers pool at ``input_ids.argmax()``: the highest token id, which is ``<|endoftext|>``
+    (49407) only until placeholder tokens (ids >= 49408) are added, as TextBoost does. SDXL's
+    conditioning uses that pooled output. With the tokenizer's real id transformers pools at the first
+    ``<|endoftext|>``: identical for the original vocabulary, right with added tokens.
+    """
+    eos = tokenizer.eos_token_id
+    text_encoder.config.eos_token_id = eos
+    text_encoder.config.bos_token_id = tokenizer.bos_token_id
+    for module in (text_encoder, getattr(text_encoder, "text_model", None)):
+        if module is not None and hasattr(module, "eos_token_id"):
+            module.eos_token_id = eos
 
 
 def _load_from_hub(repo_id: str, **options: object) -> LoadedModel:

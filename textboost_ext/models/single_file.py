@@ -161,7 +161,9 @@ def load_component_from_single_file(
     except (ValueError, RuntimeError, KeyError) as e:
         raise BaseModelError(f"{ckpt.path}: could not load its {name} ({type(e).__name__}: {e})") from e
     require_all_weights(model, f"{name} of {ckpt.path}")
-    return model.to(torch_dtype).eval()
+    if next(model.parameters()).dtype != torch_dtype:
+        model = model.to(torch_dtype)
+    return model.eval()
 
 
 def _absent_weights(cls: Any, config: dict[str, Any], ckpt: Checkpoint) -> list[str]:
