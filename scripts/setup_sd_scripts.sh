@@ -46,13 +46,14 @@ PYTHON="${PYTHON:-python3}"
 # ---------------------------------------------------------------- 1. the sd-scripts checkout
 has_step_api() {  # the NetworkTrainer API the plugin targets (legacy trees lack process_batch)
   local f="$1/train_network.py"
-  [[ -f "$f" ]] && grep -q "def process_batch" "$f" && grep -q "def get_noise_pred_and_target" "$f" \
-    && grep -q "def on_step_start" "$f" && [[ -f "$1/networks/lora.py" && -f "$1/requirements.txt" ]]
+  [[ -f "$f" ]] && grep -q "def process_batch(" "$f" && grep -q "def get_noise_pred_and_target(" "$f" \
+    && grep -q "def on_step_start(" "$f" && [[ -f "$1/networks/lora.py" && -f "$1/requirements.txt" ]]
 }
 
 check_commit() {  # a git checkout must be at $COMMIT; an exported tree (no .git) is trusted by its API
-  local tree="$1" head
-  if head="$(git -C "$tree" rev-parse HEAD 2>/dev/null)"; then
+  local tree="$1" head top
+  top="$(git -C "$tree" rev-parse --show-toplevel 2>/dev/null || true)"
+  if [[ -n "$top" && "$(cd "$top" && pwd)" == "$tree" ]] && head="$(git -C "$tree" rev-parse HEAD 2>/dev/null)"; then
     if [[ "$head" != "$COMMIT"* ]]; then
       [[ "${SD_SCRIPTS_ALLOW_OTHER_COMMIT:-0}" == 1 ]] \
         || die "$tree is at commit $head, expected $COMMIT. Run: git -C '$tree' checkout $COMMIT (or set SD_SCRIPTS_ALLOW_OTHER_COMMIT=1 to accept it)"

@@ -9,6 +9,7 @@ Method names follow kohya sd-scripts' ``NetworkTrainer`` where one exists (``ass
               -> post_process_loss -> process_batch (extra loss terms) -> backward
               -> on_after_backward -> [clip, optimizer step] -> on_step_end -> step_logs
     on every save: update_metadata (into the file's metadata) + on_save (files beside the LoRA)
+    on every sample image: prepare_sample_prompt (prompt and negative prompt, before encoding)
 
 The base class is a no-op, so an extension overrides only what it needs. Hosts never import an
 extension's internals; an extension never imports a host.
@@ -97,6 +98,11 @@ class TrainerExtension:
     def step_logs(self, ctx: HostContext) -> dict[str, float]:
         """Scalars to log for the step just taken."""
         return {}
+
+    def prepare_sample_prompt(self, ctx: HostContext, prompt: str) -> str:
+        """A user's sample prompt as the trained tokenizer needs it (e.g. a multi-vector placeholder
+        name expanded to all its vector tokens, as the WebUIs do with an embedding's name)."""
+        return prompt
 
     # ---- saving and resuming -----------------------------------------------------------------
     def update_metadata(self, ctx: HostContext, metadata: dict[str, str]) -> None:

@@ -105,3 +105,9 @@ def test_python_dash_m(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: all" in proc.stdout
+
+
+def test_verify_with_unloadable_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = real_dims_sd1(tmp_path / "real.safetensors")
+    assert main(["verify", str(good), "--base", str(tmp_path / "no_such_model")]) == 1
+    assert "verify: error:" in capsys.readouterr().err

@@ -114,3 +114,12 @@ def test_bundled_variant(family: str, tmp_path: Path, trained_lora: Callable[...
     copy.write_bytes(out.read_bytes())
     failed = {c.name for c in verify_file(copy, spec=spec_from_text_encoders(family, encoders)).failures()}
     assert "bundle keys" in failed
+    # a bundled name must be a usable embedding name too
+    tensors = load_file(str(out))
+    renamed = {k.replace("bundle_emb.mytok.", "bundle_emb.dog."): v for k, v in tensors.items()}
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad_a1111_bundle.safetensors"
+    save_file(renamed, str(bad), metadata={**read_header(out)[0], "ss_output_name": "bad_a1111_bundle"})
+    failed = {c.name for c in verify_file(bad, spec=spec_from_text_encoders(family, encoders)).failures()}
+    assert failed == {"embedding name"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from textboost_ext.export.checklist import check_version_keys, family_from_metadata
+from textboost_ext.export.metadata_checks import check_version_keys, family_from_metadata
 from textboost_ext.export.metadata import TrainingInfo, build_metadata
 
 KOHYA_KEYS = {

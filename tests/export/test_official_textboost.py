@@ -17,6 +17,9 @@ from textboost_ext.export.official_textboost import convert_official_textboost
 from textboost_ext.export.oracle import encode, prompt_ids
 from textboost_ext.export.safetensors_io import read_header
 
+# peft notes that it saves the resized embedding matrix: expected, that is what the official trainer does
+pytestmark = pytest.mark.filterwarnings("ignore:Setting `save_embedding_layers`:UserWarning")
+
 
 def make_official(root: Path, pipe: Any, *, use_rslora: bool = False, safe: bool = True, text_model_keys: bool = False,
                   token: str = "<mytok>") -> tuple[Any, torch.Tensor]:

@@ -171,3 +171,14 @@ def test_real_dims_file_passes_without_a_base(tmp_path: Path) -> None:
     assert path.stat().st_size > 0x110000  # the legacy hash window holds tensor data
     report = verify_file(path, arch="sd1")
     assert report.ok, report.format_table()
+
+
+def test_base_of_another_family(export_lora: Callable[..., Any], tiny_pipe: Callable[[str], Any]) -> None:
+    path, _, _ = export_lora("sdxl")
+    report = verify_file(path, pipeline=tiny_pipe("sd1"))
+    check = next(c for c in report.checks if c.name == "family")
+    assert not check.ok and "file says sdxl" in check.detail and "base says sd1/sd2" in check.detail
+    assert not any(c.name.startswith("diffusers") for c in report.checks)  # no oracle on a base of another family
+    path, _, _ = export_lora("sd1", name="other")
+    report = verify_file(path, pipeline=tiny_pipe("sd1"))
+    assert report.ok and report.family == "sd1", report.format_table()

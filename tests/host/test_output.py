@@ -36,8 +36,12 @@ def test_existing_adapter_refused_unless_overwrite_or_resume(tmp_path: Path) -> 
         output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
     output.prepare_adapter_dir(paths, overwrite=False, resuming=True)
     assert (paths.adapter_dir / "samples" / "old.png").exists()  # resuming keeps the run's files
+    assert output.refuse_existing_adapter(paths, overwrite=False, resuming=True) is False
+    assert output.refuse_existing_adapter(paths, overwrite=True, resuming=False) is True  # read-only: nothing removed yet
+    assert (paths.adapter_dir / "samples" / "old.png").exists()
     output.prepare_adapter_dir(paths, overwrite=True, resuming=False)
     assert not (paths.adapter_dir / "samples").exists()  # old samples cannot mix into the new run
+    assert paths.lora_file.exists()  # top-level files are replaced by the new run, not deleted up front
 
 
 def test_output_dir_under_a_file_is_named(tmp_path: Path) -> None:

@@ -143,11 +143,24 @@ def test_samples_index_preview_and_tensorboard(make_config: Callable[..., TrainC
     assert {"samples/00", "samples/01"} <= set(tags["images"])
 
 
+class PromptRewriter(TrainerExtension):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def prepare_sample_prompt(self, ctx: HostContext, prompt: str) -> str:
+        self.seen.append(prompt)
+        return prompt.replace("sks", "sks sks_1")
+
+
 def test_sampling_restores_train_mode_and_does_not_touch_training_rng(make_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("a sks dog --s 2\n", encoding="utf-8")
-    with_samples = HostTrainer(make_config(max_train_steps=2, sample_prompts=str(prompts), sample_every_n_steps=1, output_name="s"))
+    prompts.write_text("a sks dog --n ugly --s 2\n", encoding="utf-8")
+    rewriter = PromptRewriter()
+    with_samples = HostTrainer(make_config(max_train_steps=2, sample_prompts=str(prompts), sample_every_n_steps=1, output_name="s"), rewriter)
     with_samples.train()
+    assert rewriter.seen == ["a sks dog", "ugly"] * 2  # the extension rewrites prompt and negative before encoding
+    index = json.loads((tmp_path / "out" / "s" / "samples" / "index.json").read_text())
+    assert [e["prompt"] for e in index] == ["a sks dog"] * 2  # the index keeps what the user wrote
     assert all(te.training for te in with_samples.model.text_encoders) and not with_samples.model.unet.training
     without = HostTrainer(make_config(max_train_steps=2, output_name="n"))
     without.train()

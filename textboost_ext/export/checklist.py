@@ -2,9 +2,8 @@
 
 Used twice: by the writer BEFORE a file is written (a file that would fail is never written) and by
 ``verify_file`` on a file on disk. Each function returns ``CheckResult``s; nothing here prints.
-Items: 2 key names, 3 prefix/layers/shapes, 4 down+up+alpha / one rank / one alpha, 5 all four
-attention projections, 6 output name + version keys (hashes live in verify.py: they need the file),
-7 embedding names.
+Items here: 2 key names, 3 prefix/layers/shapes, 4 down+up+alpha / one rank / one alpha, 5 all four
+attention projections. Metadata items (1, 6, 7) are in ``metadata_checks.py``; hashes in verify.py.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 
 import torch
 
-from textboost_ext.export.metadata import FORBIDDEN_METADATA_KEYS, architecture_base, base_model_version
 
 KEY_PATTERN = re.compile(
     r"^(lora_te|lora_te1|lora_te2)_text_model_encoder_layers_(\d+)_"
@@ -28,8 +26,6 @@ BUNDLE_KEY_PATTERN = re.compile(r"^bundle_emb\.([^.]+)\.(.+)$")
 ATTENTION_MODULES = ("self_attn_q_proj", "self_attn_k_proj", "self_attn_v_proj", "self_attn_out_proj")
 PARTS = ("lora_down.weight", "lora_up.weight", "alpha")
 SAVE_DTYPES = (torch.float16, torch.float32, torch.bfloat16)
-# A1111/Forge embedding names: letters and digits, '_'/'-' allowed inside (method.md, "Placeholder token")
-EMBEDDING_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
 
 
 @dataclass
@@ -94,34 +90,121 @@ def group_modules(tensors: Mapping[str, torch.Tensor]) -> dict[tuple[str, int, s
     return dict(groups)
 
 
-def _few(items: Iterable[Any], n: int = 3) -> str:
+def few(items: Iterable[Any], n: int = 3) -> str:
     items = list(items)
     shown = ", ".join(str(i) for i in items[:n])
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
-def _expected_shapes(module: str, rank: int, hidden: int, mlp: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def _expected_shapes(module: str, rank: int, hidden: int | None, mlp: int | None) -> tuple[tuple, tuple]:
+    """(down, up) shapes; an unknown dim (None) matches anything."""
     in_dim, out_dim = {"mlp_fc1": (hidden, mlp), "mlp_fc2": (mlp, hidden)}.get(module, (hidden, hidden))
     return (rank, in_dim), (out_dim, rank)
 
 
-def _infer_dims(groups: Mapping[tuple[str, int, str], dict[str, torch.Tensor]]) -> dict[str, tuple[int, int | None]]:
-    """(hidden, mlp) per prefix from the first module that shows them (used when the base is unknown)."""
-    dims: dict[str, list[int | None]] = {}
+def _shape_matches(shape: torch.Size, expected: tuple) -> bool:
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+
+
+def infer_dims(groups: Mapping[tuple[str, int, str], dict[str, torch.Tensor]]) -> dict[str, tuple[int | None, int | None]]:
+    """(hidden, mlp) per prefix as the first 2-D module shows them (used when the base's dims are not checked)."""
+    dims: dict[str, tuple[int | None, int | None]] = {}
     for (prefix, _, module), parts in sorted(groups.items()):
         down, up = parts.get("lora_down.weight"), parts.get("lora_up.weight")
-        entry = dims.setdefault(prefix, [None, None])
-        if down is None or up is None or down.dim() != 2 or up.dim() != 2:
+        hidden, mlp = dims.get(prefix, (None, None))
+        if down is not None and up is not None and down.dim() == 2 and up.dim() == 2:
+            if module == "mlp_fc1":
+                hidden, mlp = hidden or down.shape[1], mlp or up.shape[0]
+            elif module == "mlp_fc2":
+                hidden, mlp = hidden or up.shape[0], mlp or down.shape[1]
+            else:
+                hidden = hidden or down.shape[1]
+        dims[prefix] = (hidden, mlp)
+    return dims
+
+
+def _check_shapes(groups: Mapping[tuple[str, int, str], dict[str, torch.Tensor]],
+                  dims: Mapping[str, tuple[int | None, int | None]], where: str) -> CheckResult:
+    bad: list[str] = []
+    for (prefix, layer, module), parts in sorted(groups.items()):
+        down, up = parts.get("lora_down.weight"), parts.get("lora_up.weight")
+        if down is None or up is None:
+            continue  # reported by the down/up/alpha check
+        hidden, mlp = dims.get(prefix, (None, None))
+        exp_down, exp_up = _expected_shapes(module, int(down.shape[0]) if down.dim() == 2 else -1, hidden, mlp)
+        if not (_shape_matches(down.shape, exp_down) and _shape_matches(up.shape, exp_up)):
+            bad.append(f"{module_name(prefix, layer, module)}: down {tuple(down.shape)} up {tuple(up.shape)}, "
+                       f"expected {exp_down} / {exp_up}".replace("None", "?"))
+    detail = "; ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "") if bad else where
+    return CheckResult("shapes", not bad, detail)
+
+
+def _check_keys(tensors: Mapping[str, torch.Tensor], allow_bundle: bool) -> list[CheckResult]:
+    """Item 2: every key is a kohya text-encoder key (or a bundle_emb key, in the bundled variant only)."""
+    lora_keys = [k for k in tensors if parse_lora_key(k) is not None]
+    bundle_keys = [k for k in tensors if BUNDLE_KEY_PATTERN.match(k)]
+    bad = [k for k in tensors if parse_lora_key(k) is None and not BUNDLE_KEY_PATTERN.match(k)]
+    detail = (f"{len(bad)} key(s) match no kohya text-encoder name: {few(bad)}" if bad
+              else ("no LoRA keys at all" if not lora_keys else f"{len(lora_keys)} LoRA keys"))
+    results = [CheckResult("key names", not bad and bool(lora_keys), detail)]
+    if bundle_keys:
+        results.append(CheckResult("bundle keys", allow_bundle, f"{len(bundle_keys)} bundle_emb keys" + (
+            "" if allow_bundle else ": only the *_a1111_bundle variant may carry them (diffusers refuses such files)")))
+    return results
+
+
+def _check_layout(groups: Mapping[tuple[str, int, str], Any], spec: FamilySpec) -> list[CheckResult]:
+    """Item 3 (first half): the prefixes fit the family, layer indices exist in the base."""
+    allowed = spec.by_prefix()
+    prefixes = sorted({p for p, _, _ in groups})
+    wrong = [p for p in prefixes if p not in allowed]
+    out_of_range = [module_name(p, i, m) for p, i, m in groups if p in allowed and i >= allowed[p].n_layers]
+    return [
+        CheckResult("prefix fits family", not wrong,
+                    f"{few(wrong)}_ is not a {spec.family} prefix (expected {few(p + '_' for p in allowed)})" if wrong
+                    else f"{', '.join(p + '_' for p in prefixes)} for {spec.family}"),
+        CheckResult("layer indices", not out_of_range,
+                    f"beyond the base's layer count: {few(out_of_range)}" if out_of_range else "in range"),
+    ]
+
+
+def _check_parts(groups: Mapping[tuple[str, int, str], dict[str, torch.Tensor]]) -> list[CheckResult]:
+    """Item 4: down, up and a finite 0-dim alpha per module; one rank and one alpha per file."""
+    incomplete = [f"{module_name(*k)} lacks {', '.join(p for p in PARTS if p not in parts)}"
+                  for k, parts in sorted(groups.items()) if len(parts) != len(PARTS)]
+    ranks = {int(p["lora_down.weight"].shape[0]) for p in groups.values()
+             if "lora_down.weight" in p and p["lora_down.weight"].dim() == 2}
+    alphas: set[float] = set()
+    bad_alpha: list[str] = []
+    for key, parts in sorted(groups.items()):
+        alpha = parts.get("alpha")
+        if alpha is None:
             continue
-        if module == "mlp_fc1":
-            entry[0] = entry[0] or down.shape[1]
-            entry[1] = entry[1] or up.shape[0]
-        elif module == "mlp_fc2":
-            entry[0] = entry[0] or up.shape[0]
-            entry[1] = entry[1] or down.shape[1]
-        else:
-            entry[0] = entry[0] or down.shape[1]
-    return {p: (h if h is not None else -1, m) for p, (h, m) in dims.items()}
+        if alpha.dim() != 0:
+            bad_alpha.append(f"{module_name(*key)}.alpha has shape {tuple(alpha.shape)} (must be a 0-dim scalar)")
+            continue
+        value = float(alpha.float())
+        if not math.isfinite(value) or value <= 0:
+            bad_alpha.append(f"{module_name(*key)}.alpha = {value}")
+        alphas.add(value)
+    return [
+        CheckResult("down/up/alpha per module", not incomplete, few(incomplete, 2) if incomplete else f"{len(groups)} modules"),
+        CheckResult("alpha scalar", not bad_alpha, few(bad_alpha, 2) if bad_alpha else "0-dim, finite, > 0"),
+        CheckResult("one rank", len(ranks) <= 1, f"ranks {sorted(ranks)}: diffusers needs one rank per file"
+                    if len(ranks) > 1 else f"rank {next(iter(ranks), '?')}"),
+        CheckResult("one alpha", len(alphas) <= 1, f"alphas {sorted(alphas)}: diffusers needs one alpha per file"
+                    if len(alphas) > 1 else f"alpha {next(iter(alphas), '?')}"),
+    ]
+
+
+def _check_values(tensors: Mapping[str, torch.Tensor]) -> list[CheckResult]:
+    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad_dtype = sorted({str(v.dtype) for v in tensors.values() if v.dtype not in SAVE_DTYPES})
+    dtypes = ", ".join(sorted({str(v.dtype).replace("torch.", "") for v in tensors.values()}))
+    return [
+        CheckResult("finite values", not nonfinite, f"NaN/Inf in {few(nonfinite)}" if nonfinite else "no NaN/Inf"),
+        CheckResult("dtype", not bad_dtype, f"unsupported {bad_dtype}" if bad_dtype else dtypes),
+    ]
 
 
 def check_lora_tensors(
@@ -137,80 +220,18 @@ def check_lora_tensors(
     ``spec`` defaults to the family's real dims (lora-format.md table); pass ``spec_from_text_encoders``
     for another base, or ``check_dims=False`` to check only that shapes are consistent with each other.
     """
-    results: list[CheckResult] = []
-    lora_keys = [k for k in tensors if parse_lora_key(k) is not None]
-    bundle_keys = [k for k in tensors if BUNDLE_KEY_PATTERN.match(k)]
-    bad = [k for k in tensors if k not in lora_keys and k not in bundle_keys]
-    results.append(CheckResult("key names", not bad and bool(lora_keys),
-                               f"{len(bad)} key(s) match no kohya text-encoder name: {_few(bad)}" if bad
-                               else ("no LoRA keys at all" if not lora_keys else f"{len(lora_keys)} LoRA keys")))
-    if bundle_keys:
-        results.append(CheckResult("bundle keys", allow_bundle,
-                                   f"{len(bundle_keys)} bundle_emb keys" + ("" if allow_bundle else
-                                   ": only the *_a1111_bundle variant may carry them (diffusers refuses such files)")))
     groups = group_modules(tensors)
-    if family is not None and spec is None:
+    if spec is None and family is not None:
         spec = FAMILY_SPECS[family]
-    # item 3: prefixes, layer indices, shapes
-    prefixes = sorted({p for p, _, _ in groups})
+    results = _check_keys(tensors, allow_bundle)
     if spec is not None:
-        allowed = spec.by_prefix()
-        wrong = [p for p in prefixes if p not in allowed]
-        results.append(CheckResult("prefix fits family", not wrong,
-                                   f"{_few(wrong)}_ is not a {spec.family} prefix (expected {_few(p + '_' for p in allowed)})"
-                                   if wrong else f"{', '.join(p + '_' for p in prefixes)} for {spec.family}"))
-        out_of_range = [module_name(p, i, m) for p, i, m in groups if p in allowed and i >= allowed[p].n_layers]
-        results.append(CheckResult("layer indices", not out_of_range,
-                                   f"beyond the base's layer count: {_few(out_of_range)}" if out_of_range else "in range"))
-    dims = {p: (e.hidden, e.mlp) for p, e in spec.by_prefix().items()} if (spec is not None and check_dims) else {}
-    inferred = _infer_dims(groups)
-    bad_shapes: list[str] = []
-    ranks: set[int] = set()
-    for (prefix, layer, module), parts in sorted(groups.items()):
-        down, up = parts.get("lora_down.weight"), parts.get("lora_up.weight")
-        if down is None or up is None:
-            continue
-        if down.dim() != 2 or up.dim() != 2:
-            bad_shapes.append(f"{module_name(prefix, layer, module)}: down {tuple(down.shape)} / up {tuple(up.shape)} are not 2-D")
-            continue
-        ranks.add(int(down.shape[0]))
-        hidden, mlp = dims.get(prefix, inferred.get(prefix, (-1, None)))
-        exp_down, exp_up = _expected_shapes(module, int(down.shape[0]), hidden, mlp if mlp is not None else -1)
-        if mlp is None and module.startswith("mlp"):
-            exp_down, exp_up = tuple(down.shape), tuple(up.shape)  # no MLP dim known to compare against
-        if tuple(down.shape) != exp_down or tuple(up.shape) != exp_up:
-            bad_shapes.append(f"{module_name(prefix, layer, module)}: down {tuple(down.shape)} up {tuple(up.shape)}, "
-                              f"expected {exp_down} / {exp_up}")
-    where = f"{spec.family} dims" if dims else "consistent dims"
-    results.append(CheckResult("shapes", not bad_shapes, "; ".join(bad_shapes[:3]) + (
-        f" (+{len(bad_shapes) - 3} more)" if len(bad_shapes) > 3 else "") if bad_shapes else where))
-    # item 4: complete modules, alpha scalar, one rank, one alpha
-    incomplete = [f"{module_name(*k)} lacks {', '.join(p for p in PARTS if p not in parts)}"
-                  for k, parts in sorted(groups.items()) if len(parts) != len(PARTS)]
-    results.append(CheckResult("down/up/alpha per module", not incomplete, _few(incomplete, 2) if incomplete else f"{len(groups)} modules"))
-    alphas: set[float] = set()
-    bad_alpha: list[str] = []
-    for key, parts in sorted(groups.items()):
-        alpha = parts.get("alpha")
-        if alpha is None:
-            continue
-        if alpha.dim() != 0:
-            bad_alpha.append(f"{module_name(*key)}.alpha has shape {tuple(alpha.shape)} (must be a 0-dim scalar)")
-            continue
-        value = float(alpha.float())
-        if not math.isfinite(value) or value <= 0:
-            bad_alpha.append(f"{module_name(*key)}.alpha = {value}")
-        alphas.add(value)
-    results.append(CheckResult("alpha scalar", not bad_alpha, _few(bad_alpha, 2) if bad_alpha else "0-dim, finite, > 0"))
-    results.append(CheckResult("one rank", len(ranks) <= 1, f"ranks {sorted(ranks)}: diffusers needs one rank per file"
-                               if len(ranks) > 1 else f"rank {next(iter(ranks), '?')}"))
-    results.append(CheckResult("one alpha", len(alphas) <= 1, f"alphas {sorted(alphas)}: diffusers needs one alpha per file"
-                               if len(alphas) > 1 else f"alpha {next(iter(alphas), '?')}"))
-    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    results.append(CheckResult("finite values", not nonfinite, f"NaN/Inf in {_few(nonfinite)}" if nonfinite else "no NaN/Inf"))
-    bad_dtype = sorted({str(v.dtype) for v in tensors.values() if v.dtype not in SAVE_DTYPES})
-    results.append(CheckResult("dtype", not bad_dtype, f"unsupported {bad_dtype}" if bad_dtype else
-                               ", ".join(sorted({str(v.dtype).replace("torch.", "") for v in tensors.values()}))))
+        results += _check_layout(groups, spec)
+    if spec is not None and check_dims:
+        results.append(_check_shapes(groups, {p: (e.hidden, e.mlp) for p, e in spec.by_prefix().items()}, f"{spec.family} dims"))
+    else:
+        results.append(_check_shapes(groups, infer_dims(groups), "consistent dims"))
+    results += _check_parts(groups)
+    results += _check_values(tensors)
     results.append(check_attention_complete(groups))
     return results
 
@@ -224,93 +245,4 @@ def check_attention_complete(groups: Mapping[tuple[str, int, str], Any]) -> Chec
     partial = [f"{p}_..._layers_{i} lacks {', '.join(m.removeprefix('self_attn_') for m in ATTENTION_MODULES if m not in mods)}"
                for (p, i), mods in sorted(present.items()) if len(mods) != len(ATTENTION_MODULES)]
     return CheckResult("attention q/k/v/out together", not partial,
-                       _few(partial, 2) if partial else f"{len(present)} attention layer(s) complete")
-
-
-def family_from_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """What each version key says: {key: family} for the keys that name one."""
-    found: dict[str, str] = {}
-    version = metadata.get("ss_base_model_version")
-    if isinstance(version, str):
-        if version.startswith("sdxl_"):
-            found["ss_base_model_version"] = "sdxl"
-        elif version.startswith("sd_v2"):
-            found["ss_base_model_version"] = "sd2"
-        elif version.startswith("sd_v1"):
-            found["ss_base_model_version"] = "sd1"
-    arch = metadata.get("modelspec.architecture")
-    if isinstance(arch, str):
-        for family, prefix in (("sdxl", "stable-diffusion-xl-v1-base"), ("sd2", "stable-diffusion-v2-"), ("sd1", "stable-diffusion-v1")):
-            if arch.startswith(prefix):
-                found["modelspec.architecture"] = family
-                break
-    return found
-
-
-def detect_family(metadata: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> str | None:
-    """Family from the version metadata, else from the keys (te1/te2 -> SDXL) and the hidden size."""
-    from_meta = family_from_metadata(metadata)
-    for key in ("ss_base_model_version", "modelspec.architecture"):
-        if key in from_meta:
-            return from_meta[key]
-    groups = group_modules(tensors)
-    prefixes = {p for p, _, _ in groups}
-    if prefixes & {"lora_te1", "lora_te2"}:
-        return "sdxl"
-    hidden = {h for h, _ in _infer_dims(groups).values()}
-    if hidden == {768}:
-        return "sd1"
-    if hidden == {1024}:
-        return "sd2"
-    return None
-
-
-def check_metadata(metadata: Mapping[str, Any], family: str, stem: str, adapter: str = "lora") -> list[CheckResult]:
-    """Items 1 (strings) and 6 (output name, version keys agree with the family); no forbidden keys."""
-    results: list[CheckResult] = []
-    not_str = [k for k, v in metadata.items() if not isinstance(v, str)]
-    results.append(CheckResult("metadata strings", not not_str, f"non-string values: {_few(not_str)}" if not_str
-                               else f"{len(metadata)} keys"))
-    forbidden = [k for k in FORBIDDEN_METADATA_KEYS if k in metadata]
-    results.append(CheckResult("no diffusers metadata key", not forbidden, f"{forbidden}: diffusers rejects the file" if forbidden else ""))
-    if adapter == "lora":
-        name = metadata.get("ss_output_name")
-        results.append(CheckResult("ss_output_name = stem", name == stem,
-                                   f"ss_output_name is {name!r}, file stem is {stem!r} (A1111 uses it as the <lora:NAME:w> alias)"
-                                   if name != stem else stem))
-    results.append(check_version_keys(metadata, family, adapter))
-    return results
-
-
-def check_version_keys(metadata: Mapping[str, Any], family: str, adapter: str = "lora") -> CheckResult:
-    problems: list[str] = []
-    arch = metadata.get("modelspec.architecture")
-    v_pred = isinstance(arch, str) and arch.startswith("stable-diffusion-v2-768-v")
-    if adapter == "lora":
-        version = metadata.get("ss_base_model_version")
-        v_pred = v_pred or version == "sd_v2_v"
-        if version != base_model_version(family, v_pred):
-            problems.append(f"ss_base_model_version={version!r} (expected {base_model_version(family, v_pred)!r})")
-        if metadata.get("ss_v2") != str(family == "sd2"):
-            problems.append(f"ss_v2={metadata.get('ss_v2')!r} (expected {str(family == 'sd2')!r})")
-    expected_arch = f"{architecture_base(family, v_pred)}/{adapter}"
-    if arch != expected_arch:
-        problems.append(f"modelspec.architecture={arch!r} (expected {expected_arch!r})")
-    prediction = metadata.get("modelspec.prediction_type")
-    if prediction is not None and prediction != ("v" if v_pred else "epsilon"):
-        problems.append(f"modelspec.prediction_type={prediction!r} disagrees with the architecture")
-    return CheckResult("version keys", not problems, "; ".join(problems) if problems else f"{family}{' v-pred' if v_pred else ''}")
-
-
-def embedding_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a usable A1111/Forge/ComfyUI embedding name, or None if it is."""
-    if not EMBEDDING_NAME.match(name):
-        return (f"embedding name {name!r}: use letters and digits ('_' or '-' allowed inside); a name with "
-                f"punctuation such as <...> stops matching in A1111 prompts")
-    from textboost_ext.models.tokenizer import clip_vocab_and_merges
-
-    vocab, _ = clip_vocab_and_merges()
-    if f"{name.lower()}</w>" in vocab:
-        return (f"embedding name {name!r} is an existing CLIP word: A1111 would replace every use of "
-                f"{name.lower()!r} in prompts; pick a made-up word (e.g. {name.lower()}tb)")
-    return None
+                       few(partial, 2) if partial else f"{len(present)} attention layer(s) complete")

@@ -27,7 +27,11 @@ def _parse_renames(pairs: Sequence[str]) -> dict[str, str]:
 def run_verify(args: argparse.Namespace) -> int:
     from textboost_ext.export.verify import verify_file
 
-    report = verify_file(args.file, arch=args.arch, base=args.base)
+    try:
+        report = verify_file(args.file, arch=args.arch, base=args.base)
+    except (ValueError, OSError) as exc:  # the base could not be loaded: not a verdict on FILE
+        print(f"verify: error: {exc}", file=sys.stderr)
+        return 1
     print(report.format_table())
     return 0 if report.ok else 1
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from textboost_ext.export.checklist import ATTENTION_MODULES, detect_family, group_modules, module_name
+from textboost_ext.export.checklist import ATTENTION_MODULES, group_modules, module_name
+from textboost_ext.export.metadata_checks import detect_family
 from textboost_ext.export.lora_file import write_lora_file
 from textboost_ext.export.metadata import TrainingInfo, build_metadata
 from textboost_ext.export.safetensors_io import atomic_save_safetensors, load_tensors, read_header
@@ -161,9 +162,11 @@ def diffusers_to_kohya(
     if added:
         notes.append(f"zero-filled {len(added)} missing attention projection(s) (exact no-op), e.g. {added[0]}")
     meta = {k: v for k, v in metadata.items() if k not in _DIFFUSERS_ONLY_META and not k.startswith("sshs_")}
-    first = group_modules(sd)[next(iter(sorted(group_modules(sd))))]
-    defaults = build_metadata(TrainingInfo(output_name=output_name, family=family, v_prediction=meta.get("ss_base_model_version") == "sd_v2_v",
-                                           network_dim=int(first["lora_down.weight"].shape[0]), network_alpha=float(first["alpha"].float())))
+    modules = group_modules(sd)
+    first = modules[min(modules)]  # one rank and one alpha per file: any module tells them
+    defaults = build_metadata(TrainingInfo(
+        output_name=output_name, family=family, v_prediction=meta.get("ss_base_model_version") == "sd_v2_v",
+        network_dim=int(first["lora_down.weight"].shape[0]), network_alpha=float(first["alpha"].float())))
     for key, value in defaults.items():
         meta.setdefault(key, value)
     meta["ss_output_name"] = output_name

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from textboost_ext.export.checklist import embedding_name_problem
+from textboost_ext.export.metadata_checks import embedding_name_problem, family_from_metadata
 from textboost_ext.export.lora_file import DEFAULT_SAVE_DTYPE, cast_state_dict, write_checked_safetensors
 from textboost_ext.export.metadata import TrainingInfo, check_family, modelspec
 from textboost_ext.export.safetensors_io import atomic_save_safetensors
@@ -132,8 +132,6 @@ def write_bundled_lora(
 
 
 def _family_of(metadata: Mapping[str, str]) -> str:
-    from textboost_ext.export.checklist import family_from_metadata
-
     found = family_from_metadata(metadata)
     if not found:
         raise ValueError("metadata has no ss_base_model_version/modelspec.architecture; build it with build_metadata")

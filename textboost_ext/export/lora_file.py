@@ -15,14 +15,8 @@ from pathlib import Path
 
 import torch
 
-from textboost_ext.export.checklist import (
-    CheckResult,
-    FAMILY_SPECS,
-    check_lora_tensors,
-    check_metadata,
-    detect_family,
-    group_modules,
-)
+from textboost_ext.export.checklist import FAMILY_SPECS, CheckResult, check_lora_tensors, group_modules
+from textboost_ext.export.metadata_checks import check_metadata, detect_family
 from textboost_ext.export.hashes import kohya_hashes
 from textboost_ext.export.safetensors_io import atomic_save_safetensors, validate_metadata, validate_tensors
 

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from textboost_ext.export.convert import ConvertResult, fill_missing_attention, parse_peft_state_dict
-from textboost_ext.export.checklist import embedding_name_problem, module_name
+from textboost_ext.export.checklist import module_name
+from textboost_ext.export.metadata_checks import embedding_name_problem
 from textboost_ext.export.embeddings import write_embedding_file
 from textboost_ext.export.lora_file import DEFAULT_SAVE_DTYPE, write_lora_file
 from textboost_ext.export.metadata import TrainingInfo, build_metadata

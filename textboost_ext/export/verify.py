@@ -15,20 +15,18 @@ from typing import Any
 
 import torch
 
-from textboost_ext.export.checklist import (
-    FAMILY_SPECS,
-    CheckResult,
-    FamilySpec,
-    check_lora_tensors,
+from textboost_ext.export.checklist import BUNDLE_KEY_PATTERN, FAMILY_SPECS, CheckResult, FamilySpec, check_lora_tensors, spec_from_text_encoders
+from textboost_ext.export.embeddings import BUNDLE_SUFFIX, EMBEDDING_KEYS
+from textboost_ext.export.hashes import kohya_hashes, model_hash
+from textboost_ext.export.lora_file import check_network_metadata
+from textboost_ext.export.oracle import diffusers_oracle, pipeline_text_encoders
+from textboost_ext.export.metadata_checks import (
     check_metadata,
     check_version_keys,
     detect_family,
     embedding_name_problem,
-    spec_from_text_encoders,
+    family_from_metadata,
 )
-from textboost_ext.export.embeddings import BUNDLE_SUFFIX, EMBEDDING_KEYS
-from textboost_ext.export.hashes import kohya_hashes, model_hash
-from textboost_ext.export.lora_file import check_network_metadata
 from textboost_ext.export.safetensors_io import load_tensors, read_header
 
 FAMILY_CHOICES = ("sd1", "sd2", "sdxl")
@@ -59,11 +57,11 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def pipeline_family(pipe: Any) -> str | None:
+def pipeline_family(pipe: Any) -> str:
+    """"sdxl" (two encoders), "sd1"/"sd2" by width, or "sd1/sd2" for one encoder of another width (tiny/custom)."""
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
-    hidden = int(pipe.text_encoder.config.hidden_size)
-    return {768: "sd1", 1024: "sd2"}.get(hidden)
+    return {768: "sd1", 1024: "sd2"}.get(int(pipe.text_encoder.config.hidden_size), "sd1/sd2")
 
 
 def pipeline_from_loaded(loaded: Any) -> Any:
@@ -81,20 +79,22 @@ def pipeline_from_loaded(loaded: Any) -> Any:
                                    feature_extractor=None, requires_safety_checker=False)
 
 
-def load_base_pipeline(base: str) -> Any:
-    """``load_base_model(base)`` as a pipeline; before that loader exists, a local diffusers folder."""
+def load_base_pipeline(base: str) -> tuple[Any, str | None]:
+    """``(pipeline, family)`` for ``--base``: ``load_base_model(base)``, or a local diffusers folder without it."""
     try:
         from textboost_ext.models.load import load_base_model
     except ModuleNotFoundError as exc:
-        if exc.name not in ("textboost_ext.models.load",):
+        if exc.name != "textboost_ext.models.load":
             raise
         if not (Path(base) / "model_index.json").is_file():
             raise ValueError(f"--base {base}: textboost_ext.models.load is not available and {base} is not a "
                              f"local diffusers folder (model_index.json)") from exc
         from diffusers import DiffusionPipeline
 
-        return DiffusionPipeline.from_pretrained(base, local_files_only=True)
-    return pipeline_from_loaded(load_base_model(base))
+        pipe = DiffusionPipeline.from_pretrained(base, local_files_only=True)
+        return pipe, pipeline_family(pipe)
+    loaded = load_base_model(base)
+    return pipeline_from_loaded(loaded), getattr(loaded, "family", None)
 
 
 def _hash_checks(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> CheckResult:
@@ -136,17 +136,21 @@ def check_embedding(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], 
     return results
 
 
-def _family_check(arch: str | None, file_family: str | None, pipe_family: str | None) -> tuple[str | None, CheckResult]:
+def _family_check(arch: str | None, file_family: str | None, base_family: str | None) -> tuple[str | None, CheckResult]:
+    """One family that --arch, the file and the base all allow (a base claim may be "sd1/sd2")."""
     if arch is not None and arch not in FAMILY_CHOICES:
         return None, CheckResult("family", False, f"--arch {arch!r} is not one of {FAMILY_CHOICES}")
-    claims = {"--arch": arch, "file": file_family, "base": pipe_family}
-    named = {k: v for k, v in claims.items() if v is not None}
-    if not named:
-        return None, CheckResult("family", False, "cannot tell the base family from metadata or keys; pass --arch")
-    if len(set(named.values())) > 1:
-        return arch or file_family, CheckResult("family", False, "disagreement: " + ", ".join(f"{k} says {v}" for k, v in named.items()))
-    family = next(iter(named.values()))
-    return family, CheckResult("family", True, f"{family} ({', '.join(named)})")
+    claims = {k: v for k, v in {"--arch": arch, "file": file_family, "base": base_family}.items() if v is not None}
+    allowed = set(FAMILY_CHOICES)
+    for claim in claims.values():
+        allowed &= set(claim.split("/"))
+    said = ", ".join(f"{k} says {v}" for k, v in claims.items())
+    if len(allowed) == 1:
+        family = allowed.pop()
+        return family, CheckResult("family", True, f"{family} ({', '.join(claims)})")
+    if not allowed:
+        return arch or file_family, CheckResult("family", False, f"disagreement: {said}")
+    return None, CheckResult("family", False, f"cannot tell the base family ({said or 'no metadata'}); pass --arch")
 
 
 def verify_file(
@@ -173,17 +177,22 @@ def verify_file(
         report.checks.append(CheckResult("loads with safetensors", False, f"{type(exc).__name__}: {exc}"))
         return report
     report.checks.append(CheckResult("loads with safetensors", True, f"{len(tensors)} tensors"))
+    base_family = None
     if base is not None and pipeline is None:
-        pipeline = load_base_pipeline(base)
+        pipeline, base_family = load_base_pipeline(base)
     report.kind = "embedding" if tensors and set(tensors) <= {"emb_params", "clip_l", "clip_g"} else "lora"
     file_family = detect_family(metadata, tensors) if report.kind == "lora" else _embedding_family(metadata, tensors)
-    family, family_check = _family_check(arch, file_family, pipeline_family(pipeline) if pipeline is not None else None)
+    if pipeline is not None and base_family is None:
+        base_family = pipeline_family(pipeline)
+    family, family_check = _family_check(arch, file_family, base_family)
     report.family = family
     report.checks.append(family_check)
     if family is None:
         return report
+    if not family_check.ok:
+        pipeline = None  # a base of another family can neither give the dims nor run the oracle
     if spec is None:
-        spec = spec_from_text_encoders(family, [e for e in _encoders(pipeline)]) if pipeline is not None else FAMILY_SPECS[family]
+        spec = spec_from_text_encoders(family, _encoders(pipeline)) if pipeline is not None else FAMILY_SPECS[family]
     if report.kind == "embedding":
         report.checks += check_embedding(tensors, metadata, family, path.stem, spec)
         return report
@@ -192,28 +201,27 @@ def verify_file(
     report.checks += check_metadata(metadata, family, path.stem)
     report.checks += check_network_metadata(tensors, {k: v for k, v in metadata.items() if isinstance(v, str)})
     report.checks.append(_hash_checks(path, tensors, metadata))
+    bundle_names = sorted({m.group(1) for m in map(BUNDLE_KEY_PATTERN.match, tensors) if m})
+    if bundle_names:
+        problems = [p for p in map(embedding_name_problem, bundle_names) if p]
+        report.checks.append(CheckResult("embedding name", not problems, "; ".join(problems) or ", ".join(bundle_names)))
     if pipeline is not None:
         if any(k.startswith("bundle_emb.") for k in tensors):
             report.checks.append(CheckResult("diffusers oracle", True, "not applicable: diffusers refuses bundle_emb files by design"))
         elif not report.ok:
             report.checks.append(CheckResult("diffusers oracle", False, "not run: fix the failures above first"))
         else:
-            from textboost_ext.export.oracle import diffusers_oracle
-
             report.checks += diffusers_oracle(pipeline, path)
     return report
 
 
 def _encoders(pipe: Any) -> list[Any]:
-    te2 = getattr(pipe, "text_encoder_2", None)
-    return [pipe.text_encoder] + ([te2] if te2 is not None else [])
+    return [encoder for _, encoder, _ in pipeline_text_encoders(pipe)]
 
 
 def _embedding_family(metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | None:
     if {"clip_l", "clip_g"} & set(tensors):
         return "sdxl"
-    from textboost_ext.export.checklist import family_from_metadata
-
     found = family_from_metadata(metadata)
     if found:
         return next(iter(found.values()))

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 
 def train(config: Any, extension: TrainerExtension | None = None) -> TrainResult:
-    """Train a text-encoder LoRA for ``config`` (a TrainConfig) with ``extension``'s hooks (None: plain LoRA)."""
+    """Train a text-encoder LoRA for ``config`` (a TrainConfig) with ``extension``'s hooks.
+
+    ``extension`` None builds the one ``config.extension`` names (``"none"``: a plain LoRA).
+    """
     from textboost_ext.host.trainer import HostTrainer
 
     return HostTrainer(config, extension).train()

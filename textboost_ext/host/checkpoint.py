@@ -9,6 +9,9 @@ Files are written into a hidden temporary folder next to the final one, then ren
 never leaves a half-written state under a final name. Loading uses ``torch.load(weights_only=True)``:
 a state folder from elsewhere cannot run code.
 
+The trainer keeps only the newest state folder: each save replaces the previous one (intermediate
+LoRA files under ``checkpoints/`` follow ``save_last_n_steps`` instead).
+
 ``network_weights`` (start from a LoRA file) is a different thing: it loads weights only and starts
 at step 0 with a fresh optimizer.
 """

@@ -57,7 +57,9 @@ def sdxl_time_ids(
     return torch.tensor(rows, device=device, dtype=dtype)
 
 
-def predict(unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, conditioning: list[torch.Tensor], time_ids: torch.Tensor | None = None) -> torch.Tensor:
+def predict(
+    unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, conditioning: list[torch.Tensor], time_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """UNet forward on the text conditioning: SD ``[hidden]``; SDXL ``[hidden1, hidden2, pooled2]`` + time ids."""
     if time_ids is None:
         return unet(noisy, timesteps, conditioning[0].to(unet.dtype)).sample

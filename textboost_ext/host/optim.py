@@ -65,7 +65,9 @@ def build_optimizer(param_groups: list[dict[str, Any]], optimizer_type: str, opt
     return optimizer_class(param_groups, weight_decay=weight_decay, **kwargs)
 
 
-def build_lr_scheduler(name: str, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def build_lr_scheduler(
+    name: str, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """A diffusers schedule, stepped once per optimizer step (so steps are optimizer steps)."""
     from diffusers.optimization import get_scheduler
 
@@ -88,13 +90,20 @@ def average_gradients(params: Sequence[torch.nn.Parameter], num_processes: int) 
 
     Used instead of DDP-wrapping the text encoder: it stays correct however many times an extension
     runs the encoder per step (LoRA on and off for a preservation loss) and under checkpointing.
+    A parameter without a gradient on every process keeps ``grad = None`` (the optimizer then skips
+    it, as in a single-process run); one with a gradient somewhere counts zeros elsewhere.
     """
-    if num_processes == 1:
+    if num_processes == 1 or not params:
         return
     import torch.distributed as dist
 
-    for param in params:
-        if param.grad is None:  # every process must reduce the same tensors, in the same order
+    device = params[0].device
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=device)
+    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)  # one collective decides which tensors to reduce
+    for param, anywhere in zip(params, has_grad.tolist()):
+        if not anywhere:
+            continue
+        if param.grad is None:
             param.grad = torch.zeros_like(param)
         dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
         param.grad.div_(num_processes)

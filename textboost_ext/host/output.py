@@ -80,23 +80,35 @@ def adapter_paths(config: Any) -> AdapterPaths:
     return AdapterPaths(root=root, adapter_dir=root / config.output_name, name=config.output_name)
 
 
-def prepare_adapter_dir(paths: AdapterPaths, overwrite: bool, resuming: bool) -> None:
-    """Refuse to clobber an existing adapter, then make sure the folder exists and is writable.
+def refuse_existing_adapter(paths: AdapterPaths, overwrite: bool, resuming: bool) -> bool:
+    """Raise if a non-empty adapter folder would be clobbered; return True when it must be cleared.
 
-    Resuming into the same folder is allowed (it continues that run). ``overwrite`` clears the run's
-    own subfolders; files at the top level are replaced as the new run writes them.
+    Read-only, so every process of a multi-process run can call it and fail the same way. Resuming
+    into the same folder is allowed (it continues that run).
     """
     existing = paths.adapter_dir.is_dir() and any(paths.adapter_dir.iterdir())
-    if existing and not resuming:
-        if not overwrite:
-            raise OutputError(
-                f"adapter folder {paths.adapter_dir} already exists and is not empty; choose another output_name, "
-                f"or set overwrite = true (command line: --overwrite) to replace it, or resume = \"{paths.state_dir}\" "
-                f"to continue its saved state"
-            )
-        for sub in RUN_SUBDIRS:
-            if (paths.adapter_dir / sub).is_dir():
-                shutil.rmtree(paths.adapter_dir / sub)
+    if not existing or resuming:
+        return False
+    if not overwrite:
+        raise OutputError(
+            f"adapter folder {paths.adapter_dir} already exists and is not empty; choose another output_name, "
+            f"or set overwrite = true (command line: --overwrite) to replace it, or resume = \"{paths.state_dir}\" "
+            f"to continue its saved state"
+        )
+    return True
+
+
+def clear_previous_run(paths: AdapterPaths) -> None:
+    """``overwrite``: remove the old run's own subfolders; top-level files are replaced as the new run writes."""
+    for sub in RUN_SUBDIRS:
+        if (paths.adapter_dir / sub).is_dir():
+            shutil.rmtree(paths.adapter_dir / sub)
+
+
+def prepare_adapter_dir(paths: AdapterPaths, overwrite: bool, resuming: bool) -> None:
+    """Single-process convenience: refuse, clear on overwrite, then check the folder is writable."""
+    if refuse_existing_adapter(paths, overwrite, resuming):
+        clear_previous_run(paths)
     check_writable(paths.adapter_dir)
 
 

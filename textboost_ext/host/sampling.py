@@ -120,6 +120,9 @@ def make_sample_scheduler(name: str, training_scheduler: Any) -> Any:
     if name not in SAMPLERS:
         raise ValueError(f"sample_sampler = {name!r} is not supported; choose one of: {', '.join(SAMPLERS)}")
     class_name, extra = SAMPLERS[name]
+    if "steps_offset" in training_scheduler.config:
+        # the SD pipelines force steps_offset = 1 anyway (with a long deprecation notice); say it up front
+        extra = {**extra, "steps_offset": 1}
     return getattr(diffusers, class_name).from_config(training_scheduler.config, **extra)
 
 
@@ -137,7 +140,9 @@ def build_pipeline(model: Any, scheduler: Any) -> Any:
     )
 
 
-def _conditioning_kwargs(model: Any, encode: Callable[[list[str]], list[torch.Tensor]], prompt: str, negative: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _conditioning_kwargs(
+    model: Any, encode: Callable[[list[str]], list[torch.Tensor]], prompt: str, negative: str, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     cond, uncond = encode([prompt]), encode([negative])
     if model.family != "sdxl":
         return {"prompt_embeds": cond[0].to(dtype), "negative_prompt_embeds": uncond[0].to(dtype)}
@@ -161,12 +166,14 @@ def generate_samples(
     sampler: str,
     default_size_wh: tuple[int, int],
     base_seed: int,
-    device: torch.device,
     autocast: Callable[[], Any] | None = None,
+    prepare_prompt: Callable[[str], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate one image per prompt; save PNGs, append to ``index.json``; return the new records.
 
-    Runs under ``no_grad`` with every module in eval mode; the previous train/eval modes come back after.
+    ``prepare_prompt`` rewrites each prompt before encoding (the extension's ``prepare_sample_prompt``);
+    the index records what the user wrote. Runs under ``no_grad`` with every module in eval mode; the
+    previous train/eval modes come back after.
     """
     from contextlib import nullcontext
 
@@ -184,7 +191,10 @@ def generate_samples(
                 seed = sp.seed if sp.seed is not None else base_seed + index
                 width, height = sp.width or default_size_wh[0], sp.height or default_size_wh[1]
                 with autocast() if autocast is not None else nullcontext():
-                    kwargs = _conditioning_kwargs(model, encode_prompts, sp.prompt, sp.negative_prompt, model.unet.dtype)
+                    prompt, negative = sp.prompt, sp.negative_prompt
+                    if prepare_prompt is not None:
+                        prompt, negative = prepare_prompt(prompt), prepare_prompt(negative) if negative else ""
+                    kwargs = _conditioning_kwargs(model, encode_prompts, prompt, negative, model.unet.dtype)
                     image = pipe(
                         width=width, height=height, num_inference_steps=sp.steps, guidance_scale=sp.scale,
                         generator=torch.Generator("cpu").manual_seed(seed), **kwargs,

@@ -73,7 +73,8 @@ def write_lora(
 
 def write_sidecars(lora_path: Path, family: str, trigger_phrase: str | None, preview: Path | None, description: str) -> list[Path]:
     """A1111's ``<stem>.json`` (activation text = the trigger) and ``<stem>.preview.png`` (a sample)."""
-    written = [write_user_metadata_json(lora_path, activation_text=trigger_phrase or "", sd_version=FAMILY_TO_SD_VERSION[family], description=description)]
+    sd_version = FAMILY_TO_SD_VERSION[family]
+    written = [write_user_metadata_json(lora_path, activation_text=trigger_phrase or "", sd_version=sd_version, description=description)]
     if preview is not None:
         written.append(write_preview(lora_path, preview))
     return written

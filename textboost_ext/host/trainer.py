@@ -73,14 +73,18 @@ def check_text_encoder_only(config: Any) -> None:
 
 class HostTrainer:
     def __init__(self, config: Any, extension: TrainerExtension | None = None) -> None:
+        """``extension`` None: the one the config names (``extension = "textboost"`` / ``"none"``)."""
+        from textboost_ext.registry import create_extension
+
         self.config = config
-        self.ext = extension if extension is not None else TrainerExtension()
+        self.ext = extension if extension is not None else create_extension(config.extension)
         self.history: list[dict[str, float]] = []
         self.sample_files: list[Path] = []
         self.checkpoint_extras: dict[Path, list[Path]] = {}  # checkpoint file -> the extension's files beside it
         self.last_state_dir: Path | None = None
         self.last_sample_step: int | None = None
         self.step = 0
+        self.batches: Iterator[dict[str, Any]] | None = None
 
     def train(self) -> TrainResult:
         self.setup()
@@ -112,9 +116,12 @@ class HostTrainer:
             log_with=None if cfg.log_with in (None, "none") else cfg.log_with,
             project_dir=str(Path(cfg.logging_dir) if cfg.logging_dir else self.paths.logs_dir),
         )
-        if acc.is_main_process:
-            output.prepare_adapter_dir(self.paths, overwrite=cfg.overwrite, resuming=cfg.resume is not None)
+        # every process checks (and fails alike); only the main one deletes
+        must_clear = output.refuse_existing_adapter(self.paths, overwrite=cfg.overwrite, resuming=cfg.resume is not None)
+        if must_clear and acc.is_main_process:
+            output.clear_previous_run(self.paths)
         acc.wait_for_everyone()
+        output.check_writable(self.paths.adapter_dir)
         spec = resolve_dataset(cfg)  # a dataset TOML may set its own batch_size and resolution
         self.resolution, self.batch_size = resolution_wh(spec.resolution), spec.batch_size
         self.items = data.collect_images(spec, self.resolution)
@@ -197,8 +204,17 @@ class HostTrainer:
         self.lr_scheduler.load_state_dict(state.lr_scheduler)
         self.ext.load_state_dict(state.extension)
         restore_rng_state(state.rng_states[acc.process_index], {"train": self.generator})
+        changed = {k: (state.data_state.get(k), v) for k, v in self._data_settings().items() if state.data_state.get(k) != v}
+        if changed:  # allowed (kohya allows it), but the run can no longer match an uninterrupted one
+            logger.warning("resume: data settings changed since the state was saved %s; the image order and "
+                           "noise will differ from an uninterrupted run", changed)
         logger.info("resumed from %s at step %d", state.path, state.step)
         return state.step
+
+    def _data_settings(self) -> dict[str, int]:
+        """What the data order depends on besides the step count."""
+        return {"seed": self.config.seed, "batch_size": self.batch_size, "num_items": len(self.items),
+                "gradient_accumulation_steps": self.config.gradient_accumulation_steps}
 
     def _batches(self, start_step: int) -> Iterator[dict[str, Any]]:
         cfg, acc = self.config, self.accelerator
@@ -268,6 +284,7 @@ class HostTrainer:
         return logs
 
     def _next_batch(self) -> StepBatch:
+        assert self.batches is not None, "setup() first"
         raw = next(self.batches)
         captions = [c if keep is None else data.shuffle_caption(c, keep, self.generator)
                     for c, keep in zip(raw["captions"], raw["shuffle_keep_tokens"])]
@@ -281,11 +298,12 @@ class HostTrainer:
             conditioning = self.encode_prompts(batch.captions)  # tokenised AFTER on_step_start
             latents = diffusion.encode_latents(model.vae, batch.images, gen).to(self.weight_dtype)
             noise = torch.randn(latents.shape, generator=gen).to(self.device, latents.dtype)
-            timesteps = ext.sample_timesteps(ctx, len(latents), cfg.min_timestep, cfg.max_timestep, gen)
+            low, high = cfg.min_timestep, cfg.max_timestep
+            timesteps = ext.sample_timesteps(ctx, len(latents), low, high, gen)
             if timesteps is None:
-                timesteps = diffusion.uniform_timesteps(len(latents), cfg.min_timestep, cfg.max_timestep, gen)
+                timesteps = diffusion.uniform_timesteps(len(latents), low, high, gen)
             else:
-                timesteps = diffusion.checked_timesteps(timesteps, len(latents), cfg.min_timestep, cfg.max_timestep, f"extension {ext.name!r}")
+                timesteps = diffusion.checked_timesteps(timesteps, len(latents), low, high, f"extension {ext.name!r}")
             t = timesteps.to(self.device)
             noisy = model.noise_scheduler.add_noise(latents, noise, t)
             target = diffusion.diffusion_target(model.noise_scheduler, latents, noise, t)
@@ -311,7 +329,8 @@ class HostTrainer:
         if self.sample_prompts and acc.is_main_process:
             records = generate_samples(
                 self.model, self.encode_prompts, self.sample_prompts, step, self.paths.samples_dir, self.config.output_name,
-                self.config.sample_sampler, self.resolution, self.config.seed, self.device, autocast=acc.autocast,
+                self.config.sample_sampler, self.resolution, self.config.seed, autocast=acc.autocast,
+                prepare_prompt=lambda prompt: self.ext.prepare_sample_prompt(self.ctx, prompt),
             )
             self.sample_files += [self.paths.samples_dir / r["file"] for r in records]
             log_samples(acc, self.paths.samples_dir, records, step)
@@ -345,7 +364,7 @@ class HostTrainer:
         rng_states = gather_object([rng]) if acc.num_processes > 1 else [rng]
         if acc.is_main_process:
             optimizer_state = {"optimizer": self.optimizer.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None}
-            data_state = {"micro_batches_seen": step * self.config.gradient_accumulation_steps, "seed": self.config.seed}
+            data_state = self._data_settings() | {"micro_batches_seen": step * self.config.gradient_accumulation_steps}
             self.last_state_dir = save_state(
                 self.paths.state_dir, step, self.network.kohya_state_dict(torch.float32), optimizer_state,
                 self.lr_scheduler.state_dict(), self.ext.state_dict(), rng_states, data_state,
@@ -375,6 +394,7 @@ class HostTrainer:
         )
 
     def cleanup(self) -> None:
+        self.batches = None  # stops DataLoader workers (max_data_loader_n_workers > 0)
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None:
             accelerator.end_training()  # flush and close the trackers
