@@ -54,8 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. train
     from textboost_ext.host import train
+    from textboost_ext.host.optim import OptimizerUnavailableError
+    from textboost_ext.host.output import OutputError
 
-    result = train(config, extension)
+    try:
+        result = train(config, extension)
+    except (ValueError, FileNotFoundError, OutputError, OptimizerUnavailableError) as err:
+        # bad input found once files are opened: a message naming the file/key and the fix, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     # 6. model card, then the Hub
     from textboost_ext.hub.card import write_model_card

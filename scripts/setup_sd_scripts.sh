@@ -8,6 +8,8 @@
 #                    or bring your own with SD_SCRIPTS_DIR=/path/to/checkout)
 #   DIR/venv         a venv with sd-scripts' requirements.txt, a CPU torch, torchvision (import guard
 #                    below), bitsandbytes 0.50.x, peft, pytest, and this repository installed editable
+# If DIR itself is an sd-scripts checkout (`setup_sd_scripts.sh sd-scripts`), it is used as the checkout
+# and the venv goes to DIR/venv, sd-scripts' own convention (its .gitignore lists venv).
 #
 # Environment knobs:
 #   SD_SCRIPTS_DIR         use this existing checkout instead of DIR/sd-scripts (it is never modified)
@@ -20,7 +22,7 @@
 #                          index) when they are not on your default index or find-links
 #   TORCHVISION_SPEC       default torchvision==0.28.0 (the release made for torch 2.13), installed --no-deps
 #
-# Idempotent: a stamp (hash of this script, requirements.txt and the pins) skips the pip steps when
+# Idempotent: a stamp in the venv (hash of this script, requirements.txt and the pins) skips pip when
 # nothing changed; the import checks at the end always run. Prints the variables the tests read.
 # Details, measurements and pitfalls: docs/sd-scripts.md.
 set -euo pipefail
@@ -66,6 +68,8 @@ check_commit() {  # a git checkout must be at $COMMIT; an exported tree (no .git
 
 if [[ -n "${SD_SCRIPTS_DIR:-}" ]]; then
   SD="$(cd "$SD_SCRIPTS_DIR" 2>/dev/null && pwd)" || die "SD_SCRIPTS_DIR=$SD_SCRIPTS_DIR does not exist"
+elif [[ -f "$DIR/train_network.py" && -f "$DIR/library/train_util.py" ]]; then
+  SD="$DIR"  # DIR is the checkout itself
 else
   SD="$DIR/sd-scripts"
   if [[ ! -e "$SD" ]]; then
@@ -102,7 +106,7 @@ index_args=()
 
 torch_version() { "$VPY" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true; }
 
-STAMP="$DIR/.setup-stamp"
+STAMP="$VENV/.textboost-setup-stamp"  # inside the venv: never litter a checkout
 stamp_value="$( { cat "${BASH_SOURCE[0]}" "$SD/requirements.txt"; echo "$TORCH_SPEC $TORCHVISION_SPEC $SD $REPO ${EXTRA_SPECS[*]}"; } | sha256sum | cut -d' ' -f1)"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$stamp_value" ]]; then
@@ -114,7 +118,7 @@ else
   log "installing $TORCH_SPEC"
   pip_q install -q "${index_args[@]}" "$TORCH_SPEC" || die "could not install $TORCH_SPEC. Put the wheel on your find-links or set TORCH_INDEX_URL to PyTorch's CPU wheel index"
   TORCH_VERSION="$(torch_version)"
-  CONSTRAINTS="$DIR/constraints.txt"
+  CONSTRAINTS="$VENV/textboost-constraints.txt"
   printf 'torch==%s\n' "$TORCH_VERSION" > "$CONSTRAINTS.tmp" && mv "$CONSTRAINTS.tmp" "$CONSTRAINTS"
 
   # requirements.txt ends with "-e ." (sd-scripts' `library` package): it must run from the tree.

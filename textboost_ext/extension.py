@@ -13,6 +13,7 @@ The same object drives the built-in host (``textboost_ext.host``) and kohya sd-s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,13 @@ class TextBoostExtension(TrainerExtension):
             logs["embedding/placeholder_norm"] = float(sum(norms) / len(norms))
         return logs
 
+    def prepare_sample_prompt(self, ctx: HostContext, prompt: str) -> str:
+        # Users write the embedding name once ("tbmug"); like the WebUIs, expand it to every vector token.
+        if len(self.vector_tokens) < 2:
+            return prompt
+        pattern = re.compile(rf"(?<![\w<-]){re.escape(self.tb.placeholder_token)}(?![\w>-])")
+        return pattern.sub(placeholder_text(self.vector_tokens), prompt)
+
     # ---- saving and resuming -----------------------------------------------------------------
     def placeholder_vectors(self) -> dict[str, torch.Tensor]:
         """The trained placeholder vectors in the embedding-file layout of the family."""
@@ -239,7 +247,10 @@ class TextBoostExtension(TrainerExtension):
         model = ctx.model
         v_pred = bool(getattr(model, "is_v_prediction", False))
         resolution = tuple(ctx.config.resolution)
-        emb_path = Path(lora_path).parent / "embeddings" / f"{token}.safetensors"
+        # The file stem IS the embedding name in the WebUIs, so each checkpoint gets its own folder.
+        lora_path = Path(lora_path)
+        folder = "embeddings" if lora_path.stem == ctx.config.output_name else f"{lora_path.stem}_embeddings"
+        emb_path = lora_path.parent / folder / f"{token}.safetensors"
         emb_path.parent.mkdir(parents=True, exist_ok=True)
         written = [write_embedding_file(emb_path, self.placeholder_vectors(), token, model.family, save_dtype,
                                         v_prediction=v_pred, resolution=resolution)]

@@ -38,12 +38,16 @@ def split_optimizer_args(optimizer_type: str, optimizer_args: Sequence[str]) -> 
     return kwargs, weight_decay
 
 
+class OptimizerUnavailableError(RuntimeError):
+    """The optimizer's library could not be loaded; the message names the key that switches it."""
+
+
 def _adamw8bit_class() -> type[torch.optim.Optimizer]:
     try:
         import bitsandbytes  # noqa: F401  # imported for its side effect of loading the native library
         from bitsandbytes.optim import AdamW8bit
     except Exception as exc:  # bitsandbytes raises RuntimeError/OSError as well as ImportError
-        raise RuntimeError(
+        raise OptimizerUnavailableError(
             f"optimizer_type = \"AdamW8bit\" needs bitsandbytes, which could not be loaded: "
             f"{type(exc).__name__}: {exc}. Install a bitsandbytes build for your platform "
             f"(pip install bitsandbytes), or set optimizer_type = \"AdamW\" to use plain torch AdamW "
