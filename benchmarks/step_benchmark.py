@@ -59,7 +59,7 @@ def build_mid_model(folder: Path) -> Path:
     return folder
 
 
-def run_case(model: str, case: str, steps: int, warmup: int, mixed_precision: str) -> dict[str, float | str]:
+def run_case(model: str, case: str, steps: int, warmup: int, mixed_precision: str, checkpointing: bool = False) -> dict[str, float | str]:
     import torch
 
     torch.set_num_threads(1)
@@ -80,7 +80,7 @@ def run_case(model: str, case: str, steps: int, warmup: int, mixed_precision: st
         pretrained_model_name_or_path=base, extension="none" if case == "plain" else "textboost",
         train_data_dir=str(work / "data"), resolution=[spec["resolution"]] * 2, train_batch_size=spec["batch"],
         max_train_steps=warmup + steps, output_dir=str(work / "out"), output_name="bench", log_with="none",
-        mixed_precision=mixed_precision, optimizer_type="AdamW8bit", optimizer_args=["weight_decay=0.01"],
+        mixed_precision=mixed_precision, gradient_checkpointing=checkpointing, optimizer_type="AdamW8bit", optimizer_args=["weight_decay=0.01"],
         textboost=textboost if case != "plain" else TextBoostConfig(),
     )
     extension = create_extension(config.extension)
@@ -96,7 +96,7 @@ def run_case(model: str, case: str, steps: int, warmup: int, mixed_precision: st
         trainer.cleanup()
     measured = sorted(times[warmup:])
     return {
-        "model": model, "case": case, "mixed_precision": mixed_precision,
+        "model": model, "case": case, "mixed_precision": mixed_precision + (" +ckpt" if checkpointing else ""),
         "ms_per_step_median": 1000 * measured[len(measured) // 2], "ms_per_step_min": 1000 * measured[0],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
@@ -109,17 +109,18 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--mixed_precision", default="no", choices=["no", "bf16"])
+    parser.add_argument("--gradient_checkpointing", action="store_true")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_case(args.one[0], args.one[1], args.steps, args.warmup, args.mixed_precision)))
+        print(json.dumps(run_case(args.one[0], args.one[1], args.steps, args.warmup, args.mixed_precision, args.gradient_checkpointing)))
         return 0
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     rows = []
     for model in args.models:
         for case in args.cases:
             cmd = [sys.executable, __file__, "--one", model, case, "--steps", str(args.steps), "--warmup",
-                   str(args.warmup), "--mixed_precision", args.mixed_precision]
+                   str(args.warmup), "--mixed_precision", args.mixed_precision] + (["--gradient_checkpointing"] if args.gradient_checkpointing else [])
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
