@@ -58,6 +58,7 @@ class TextBoostExtension(TrainerExtension):
         self.augment_tokens: list[str] = []
         self.templates: list[str] = []
         self.sampler: TimestepSampler | None = None
+        self.alphas_cumprod: torch.Tensor | None = None  # the schedule, for samplers over another range
         self.kp_prompts: PreservationPromptSampler | None = None
         self.kp_cache: OriginalOutputCache | None = None
         self._last: dict[str, float] = {}
@@ -110,8 +111,9 @@ class TextBoostExtension(TrainerExtension):
             self.embeddings.append(ext)
 
         scheduler = model.noise_scheduler
+        self.alphas_cumprod = scheduler.alphas_cumprod.detach().cpu()
         self.sampler = TimestepSampler(
-            scheduler.alphas_cumprod,
+            self.alphas_cumprod,
             mode=tb.timestep_sampling,
             min_timestep=ctx.config.min_timestep,
             max_timestep=ctx.config.max_timestep,
@@ -151,7 +153,7 @@ class TextBoostExtension(TrainerExtension):
         assert self.sampler is not None, "post_process_network must run first"
         if (min_timestep, max_timestep) != (self.sampler.min_timestep, self.sampler.max_timestep):
             # a host may pin the range (sd-scripts' validation sets min == max)
-            sampler = TimestepSampler(self.sampler.alphas_cumprod, self.tb.timestep_sampling, min_timestep, max_timestep)
+            sampler = TimestepSampler(self.alphas_cumprod, self.tb.timestep_sampling, min_timestep, max_timestep)
             return sampler.sample(batch_size, generator)
         return self.sampler.sample(batch_size, generator)
 

@@ -14,6 +14,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+# The lora_targets rule is torch-free, in the config layer, so the config checks and this class share it.
+from textboost_ext.config.options import LORA_TARGETS, lora_target_problems
+
 # module kind as it appears in the path -> kohya suffix
 KOHYA_MODULE_SUFFIX = {
     "self_attn.q_proj": "self_attn_q_proj",
@@ -23,7 +26,6 @@ KOHYA_MODULE_SUFFIX = {
     "mlp.fc1": "mlp_fc1",
     "mlp.fc2": "mlp_fc2",
 }
-ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 _LAYER_PATH = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.((?:self_attn|mlp)\.\w+)$")
 ADAPTER_NAME = "default"
 
@@ -38,18 +40,10 @@ def kohya_module_name(prefix: str, layer_index: int, module_kind: str) -> str:
 
 
 def validate_targets(targets: Sequence[str]) -> None:
-    allowed = {k.split(".")[1] for k in KOHYA_MODULE_SUFFIX}
-    unknown = [t for t in targets if t not in allowed]
-    if unknown:
-        raise ValueError(f"lora_targets: unknown module(s) {unknown}; allowed: {sorted(allowed)}")
-    attn = [t for t in targets if t in ATTENTION_TARGETS]
-    if attn and len(attn) != len(ATTENTION_TARGETS):
-        # A1111 skips attention LoRA on SD 2.x / SDXL encoder 2 unless q, k, v AND out are present,
-        # and diffusers cannot detect a q/v-only file.
-        raise ValueError(
-            f"lora_targets: attention projections must come together (q_proj, k_proj, v_proj, out_proj); "
-            f"got {attn}. Add the missing ones or drop attention entirely."
-        )
+    """Raise ValueError for a ``lora_targets`` list the config checks would reject (the same rule)."""
+    problems = lora_target_problems(targets)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 class TextEncoderLoRA(nn.Module):
@@ -64,7 +58,7 @@ class TextEncoderLoRA(nn.Module):
         text_encoders: Sequence[nn.Module],
         rank: int = 4,
         alpha: float = 4.0,
-        targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
+        targets: Sequence[str] = LORA_TARGETS,
     ) -> None:
         super().__init__()
         from peft import LoraConfig, inject_adapter_in_model

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from textboost_ext.export.safetensors_io import atomic_save_safetensors, atomic_write_bytes, read_header
+from textboost_ext.export.safetensors_io import atomic_save_safetensors, read_header
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -63,11 +63,6 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
         atomic_save_safetensors(path, {"a": shared, "b": shared[:2]}, {"v": "2"})
     assert path.read_bytes() == before
     assert _leftovers(tmp_path) == []
-
-
-def test_atomic_write_bytes(tmp_path: Path) -> None:
-    out = atomic_write_bytes(tmp_path / "sub" / "f.json", b"{}")
-    assert out.read_bytes() == b"{}" and _leftovers(out.parent) == []
 
 
 def test_read_header_rejects_garbage(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ def test_paths_and_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert paths.lora_file.name == "mycorgi.safetensors"
     assert paths.checkpoint_file(12).relative_to(paths.adapter_dir).as_posix() == "checkpoints/mycorgi-step000012.safetensors"
     monkeypatch.setenv("TEXTBOOST_ADAPTERS_DIR", str(tmp_path / "env"))
-    assert output.adapters_root(_cfg(tmp_path, output_dir=None)) == (tmp_path / "env").absolute()
-    assert output.adapters_root(_cfg(tmp_path, output_dir=None, adapters_dir=str(tmp_path / "a"))) == (tmp_path / "a").absolute()
+    assert output.output_root(_cfg(tmp_path, output_dir=None)) == (tmp_path / "env").absolute()
+    assert output.output_root(_cfg(tmp_path, output_dir=None, adapters_dir=str(tmp_path / "a"))) == (tmp_path / "a").absolute()
 
 
 def test_existing_adapter_refused_unless_overwrite_or_resume(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ import pytest
 from safetensors import safe_open
 
 from textboost_ext.hub.errors import AdapterFormatError, AdapterNotFoundError
-from textboost_ext.hub.header import model_hash, read_header
+from textboost_ext.hub.header import read_header
 from textboost_ext.hub.store import adapters_root, family_from_metadata, list_adapters, resolve_adapter, scan_adapters
+from textboost_ext.safetensors_header import model_hash
 
 factory = sys.modules["tests_hub_adapter_factory"]  # loaded by conftest.py (importlib import mode)
 

@@ -7,9 +7,11 @@ samplers, built-in models) and helpers like :func:`parse_optimizer_args` without
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 
 from textboost_ext.config.errors import did_you_mean
-from textboost_ext.config.schema import TrainConfig
+from textboost_ext.config.schema import LORA_TARGETS_DEFAULT, TrainConfig
+from textboost_ext.models.builtin import BUILTIN_MODELS as _BUILTIN_BY_NAME, BUILTIN_PREFIX
 
 OPTIMIZERS = ("AdamW", "AdamW8bit")
 # Keyword arguments each optimizer accepts through kohya-style `optimizer_args = ["k=v"]`
@@ -31,13 +33,14 @@ TIMESTEP_SAMPLINGS = ("snr", "uniform")
 AUGMENTS = ("object", "style", "none")
 AUGMENT_MODES = ("token", "text")
 NUM_TRAIN_TIMESTEPS = 1000  # every SD 1.x / 2.x / XL noise schedule
+# Module kinds of a CLIP encoder layer the LoRA can adapt (the default adapts all of them).
+LORA_TARGETS = tuple(LORA_TARGETS_DEFAULT)
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 # `pretrained_model_name_or_path = "builtin:tiny-sd1"` names a tiny random-weight model built offline
-# (textboost_ext.models.tiny); the value is the family it must be trained as.
-BUILTIN_PREFIX = "builtin:"
-BUILTIN_MODELS = {"builtin:tiny-sd1": "sd1", "builtin:tiny-sd2": "sd2", "builtin:tiny-sd2v": "sd2v",
-                  "builtin:tiny-sdxl": "sdxl"}
+# (textboost_ext.models.tiny); the value is the family it must be trained as. The list itself lives with
+# the code that builds them (models.builtin, torch-free); here it is keyed by the full config value.
+BUILTIN_MODELS = {BUILTIN_PREFIX + name: family for name, family in _BUILTIN_BY_NAME.items()}
 FAMILY_FLAGS = {"sd1": "v2 = false, sdxl = false", "sd2": "v2 = true, v_parameterization = false",
                 "sd2v": "v2 = true, v_parameterization = true", "sdxl": "sdxl = true"}
 
@@ -48,6 +51,27 @@ def model_family(cfg: TrainConfig) -> str:
     if cfg.v2:
         return "sd2v" if cfg.v_parameterization else "sd2"
     return "sd1"
+
+
+def lora_target_problems(targets: Sequence[str]) -> list[str]:
+    """Every problem with a ``lora_targets`` list, one message each ([] when it is valid).
+
+    The one rule for the config checks and ``TextEncoderLoRA`` (which imports it from here: torch-free).
+    """
+    problems = [f"lora_targets: unknown module {t!r}{did_you_mean(t, LORA_TARGETS)}; allowed: {', '.join(LORA_TARGETS)}"
+                for t in targets if t not in LORA_TARGETS]
+    if not targets:
+        problems.append("lora_targets must not be empty")
+    elif len(set(targets)) != len(targets):
+        problems.append(f"lora_targets lists a module twice: {list(targets)}")
+    attention = [t for t in targets if t in ATTENTION_TARGETS]
+    if attention and len(set(attention)) != len(ATTENTION_TARGETS):
+        # A1111 skips attention LoRA on SD 2.x / SDXL encoder 2 unless q, k, v AND out are present,
+        # and diffusers cannot detect a q/v-only file.
+        problems.append("lora_targets: attention projections go together (q_proj, k_proj, v_proj, out_proj); "
+                        f"got {attention}. Add the missing ones or drop attention entirely: A1111 skips partial "
+                        "attention LoRA on SD 2.x/SDXL and diffusers cannot load it")
+    return problems
 
 
 def parse_optimizer_args(optimizer_type: str, args: list[str]) -> dict[str, object]:

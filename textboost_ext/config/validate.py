@@ -14,7 +14,6 @@ from importlib.metadata import entry_points
 
 from textboost_ext.config.errors import Problems, did_you_mean, show_value
 from textboost_ext.config.options import (
-    ATTENTION_TARGETS,
     AUGMENT_MODES,
     AUGMENTS,
     BUILTIN_MODELS,
@@ -29,10 +28,11 @@ from textboost_ext.config.options import (
     SAMPLERS,
     SAVE_PRECISIONS,
     TIMESTEP_SAMPLINGS,
+    lora_target_problems,
     model_family,
     parse_optimizer_args,
 )
-from textboost_ext.config.schema import LORA_TARGETS_DEFAULT, TextBoostConfig, TrainConfig
+from textboost_ext.config.schema import TextBoostConfig, TrainConfig
 
 _PLACEHOLDER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
 _HUB_REPO_RE = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
@@ -281,17 +281,5 @@ def _check_templates(templates: list[str], report: Problems) -> None:
 
 
 def _check_lora_targets(targets: list[str], report: Problems) -> None:
-    # Same rule as textboost_ext.network.validate_targets, checked here without importing torch.
-    unknown = [t for t in targets if t not in LORA_TARGETS_DEFAULT]
-    for target in unknown:
-        report.at("lora_targets", f"lora_targets: unknown module {target!r}"
-                  f"{did_you_mean(target, LORA_TARGETS_DEFAULT)}; allowed: {', '.join(LORA_TARGETS_DEFAULT)}")
-    if not targets:
-        report.at("lora_targets", "lora_targets must not be empty")
-    elif len(set(targets)) != len(targets):
-        report.at("lora_targets", f"lora_targets lists a module twice: {targets}")
-    attention = [t for t in targets if t in ATTENTION_TARGETS]
-    if attention and len(set(attention)) != len(ATTENTION_TARGETS):
-        report.at("lora_targets", "lora_targets: attention projections go together (q_proj, k_proj, v_proj, "
-                  f"out_proj); got {attention}. A1111 skips partial attention LoRA on SD 2.x/SDXL and diffusers "
-                  "cannot load it")
+    for message in lora_target_problems(targets):
+        report.at("lora_targets", message)

@@ -23,45 +23,16 @@ This is kohya's behaviour; recompute it with ``kohya_hashes`` from the file's te
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
-import torch
+# The file hashes themselves are shared with the torch-free adapter store.
+from textboost_ext.safetensors_header import legacy_hash, model_hash
 
-LEGACY_OFFSET = 0x100000
-LEGACY_LENGTH = 0x10000
-_BLOCK = 1024 * 1024
+if TYPE_CHECKING:
+    import torch
 
-
-def _open(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> BinaryIO:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(source))
-    return open(source, "rb")
-
-
-def model_hash(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> str:
-    """sha256 hex of everything after the safetensors header (a file path or the serialised bytes)."""
-    with _open(source) as handle:
-        prefix = handle.read(8)
-        if len(prefix) != 8:
-            raise ValueError("not a safetensors serialisation: shorter than the 8-byte header length")
-        n = int.from_bytes(prefix, "little")
-        handle.seek(n + 8)
-        digest = hashlib.sha256()
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def legacy_hash(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> str:
-    """First 8 hex chars of sha256 over the 0x10000 bytes at offset 0x100000 (whatever exists there)."""
-    with _open(source) as handle:
-        handle.seek(LEGACY_OFFSET)
-        window = handle.read(LEGACY_LENGTH)
-    return hashlib.sha256(window).hexdigest()[:8]
+__all__ = ["hash_metadata", "kohya_hashes", "legacy_hash", "model_hash"]
 
 
 def hash_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

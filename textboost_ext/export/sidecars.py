@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from textboost_ext.export.safetensors_io import atomic_write_bytes
+from textboost_ext.atomic_write import atomic_write_bytes
 
 SD_VERSIONS = ("SD1", "SD2", "SDXL")
 FAMILY_TO_SD_VERSION = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}

@@ -17,7 +17,6 @@ steps 6, 8 and 10 remain. The final LoRA is never deleted and is not duplicated 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -25,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ADAPTERS_DIR_ENV = "TEXTBOOST_ADAPTERS_DIR"
+from textboost_ext.hub.store import ADAPTERS_DIR_ENV, adapters_root
+
 # Subfolders a run owns completely; `overwrite = true` clears them so old samples/states cannot mix in.
 RUN_SUBDIRS = ("checkpoints", "samples", "state", "logs")
 
@@ -68,15 +68,14 @@ class AdapterPaths:
         return self.checkpoints_dir / f"{self.name}-step{step:06d}.safetensors"
 
 
-def adapters_root(config: Any) -> Path:
-    """``output_dir``, else the adapter store (``adapters_dir`` > ``$TEXTBOOST_ADAPTERS_DIR`` > ``./adapters``)."""
-    from textboost_ext.hub.store import adapters_root as store_root  # one rule for the trainer and the hub CLI
-
-    return store_root(config.output_dir or config.adapters_dir)
+def output_root(config: Any) -> Path:
+    """Where this run's adapter folder goes: ``output_dir``, else the adapter store
+    (the store's own rule, shared with the hub CLI: ``adapters_dir`` > ``$TEXTBOOST_ADAPTERS_DIR`` > ``./adapters``)."""
+    return adapters_root(config.output_dir or config.adapters_dir)
 
 
 def adapter_paths(config: Any) -> AdapterPaths:
-    root = adapters_root(config)
+    root = output_root(config)
     return AdapterPaths(root=root, adapter_dir=root / config.output_name, name=config.output_name)
 
 
@@ -122,13 +121,6 @@ def check_writable(folder: Path) -> None:
             f"cannot write to the output folder {folder} ({exc.strerror or exc}); choose a writable output_dir "
             f"(or adapters_dir / ${ADAPTERS_DIR_ENV})"
         ) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 _CHECKPOINT = re.compile(r"-step(\d{6,})\.safetensors$")

@@ -15,7 +15,6 @@ the LoRA and any tokens the extension added). They are saved as
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from textboost_ext.atomic_write import atomic_output
+from textboost_ext.hub.samples import append_to_index
 
 DEFAULT_STEPS = 30  # kohya's sample defaults
 DEFAULT_SCALE = 7.5
@@ -200,23 +202,15 @@ def generate_samples(
                         generator=torch.Generator("cpu").manual_seed(seed), **kwargs,
                     ).images[0]
                 file = samples_dir / f"{output_name}_{step:06d}_{index:02d}.png"
-                tmp = file.with_name(f".{file.name}.tmp")
-                image.save(tmp, format="PNG")
-                tmp.replace(file)
+                with atomic_output(file) as tmp:
+                    image.save(tmp, format="PNG")
                 records.append({"file": file.name, "prompt": sp.prompt, "negative_prompt": sp.negative_prompt,
                                 "step": step, "seed": seed, "width": width, "height": height})
     finally:
         for m, was_training in zip(modules, modes):
             m.train(was_training)
-    append_index(samples_dir / "index.json", records)
+    append_to_index(samples_dir, records)
     return records
-
-
-def append_index(index_file: Path, records: list[dict[str, Any]]) -> None:
-    existing = json.loads(index_file.read_text(encoding="utf-8")) if index_file.is_file() else []
-    tmp = index_file.with_name(f".{index_file.name}.tmp")
-    tmp.write_text(json.dumps(existing + records, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(index_file)
 
 
 def log_samples(accelerator: Any, samples_dir: Path, records: list[dict[str, Any]], step: int) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from textboost_ext.atomic_write import atomic_write_text
 from textboost_ext.hooks import HostContext, StepBatch, TrainerExtension
 from textboost_ext.host import dataset as data
 from textboost_ext.host import diffusion, output, saving
@@ -153,7 +154,7 @@ class HostTrainer:
         self.start_step = self.step = self._resume() if cfg.resume else 0
         self.batches = self._batches(self.start_step)
         if acc.is_main_process:
-            output.atomic_write_text(self.paths.config_file, config_to_toml(cfg))
+            atomic_write_text(self.paths.config_file, config_to_toml(cfg))
             acc.init_trackers(TRACKER_PROJECT)
         self.started_at = time.time()
 

@@ -9,12 +9,11 @@ Nothing here reads environment variables or configs, so no secret can reach a ca
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from textboost_ext.atomic_write import atomic_write_text
 from textboost_ext.hub.errors import AdapterFormatError
 from textboost_ext.hub.samples import SampleImage, final_samples, read_samples
 from textboost_ext.hub.store import AdapterInfo, embedding_files, read_adapter_folder
@@ -122,14 +121,7 @@ def write_model_card(adapter_dir: str | Path, *, repo_id: str | None = None, bas
     info = read_adapter_folder(Path(adapter_dir))
     text = render_model_card(info, repo_id=repo_id, base_model=base_model)
     target = info.folder / "README.md"
-    fd, tmp = tempfile.mkstemp(prefix=".README-", suffix=".md.tmp", dir=info.folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, text)
     return target
 
 

@@ -11,8 +11,9 @@ from collections import Counter
 
 from textboost_ext.hub.card import FAMILY_LABEL
 from textboost_ext.hub.errors import AdapterStoreError
-from textboost_ext.hub.header import legacy_hash, model_hash, read_header
+from textboost_ext.hub.header import read_header
 from textboost_ext.hub.store import AdapterInfo, read_sidecar
+from textboost_ext.safetensors_header import legacy_hash, model_hash
 
 
 def human_size(n: int) -> str:

@@ -1,6 +1,6 @@
 """The sample-image index of an adapter: ``samples/index.json``, which image was made from which prompt.
 
-Format (written by the trainer through ``record_sample``, read by the model card)::
+Format (written by the trainer through ``append_to_index``, read by the model card)::
 
     [{"file": "step000250_00.png", "prompt": "a photo of mycorgi dog on the beach", "step": 250}, ...]
 
@@ -12,16 +12,18 @@ the prompt is accepted (step unknown: -1).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from textboost_ext.atomic_write import atomic_write_text
 from textboost_ext.hub.errors import AdapterFormatError
-from textboost_ext.hub.store import SAMPLES_SUBDIR
+from textboost_ext.hub.store import SAMPLES_SUBDIR, read_json
 
 INDEX_NAME = "index.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_INDEX_FIX = "fix it or delete it"
 
 
 @dataclass(frozen=True)
@@ -62,31 +64,34 @@ def final_samples(samples: list[SampleImage]) -> list[SampleImage]:
 
 def record_sample(adapter_dir: str | Path, file: str, prompt: str, step: int) -> Path:
     """Append one entry to ``samples/index.json`` (atomic rewrite). ``file`` must exist in ``samples/``."""
-    samples_dir = Path(adapter_dir) / SAMPLES_SUBDIR
-    if not (samples_dir / file).is_file():
-        raise FileNotFoundError(f"record_sample: {samples_dir / file} does not exist; save the image first")
+    return append_to_index(Path(adapter_dir) / SAMPLES_SUBDIR, [asdict(SampleImage(file, prompt, int(step)))])
+
+
+def append_to_index(samples_dir: str | Path, entries: Sequence[Mapping[str, Any]]) -> Path:
+    """Append ``entries`` (``file``/``prompt``/``step`` plus any extra keys) to ``<samples_dir>/index.json``.
+
+    The one writer of the index (the host trainer calls it after sampling): each ``file`` must already
+    exist in ``samples_dir``, an existing index is validated before it is extended (its extra keys are
+    kept as they are), and the index is rewritten atomically.
+    """
+    samples_dir = Path(samples_dir)
+    for entry in entries:
+        if not (samples_dir / str(entry["file"])).is_file():
+            raise FileNotFoundError(f"sample image {samples_dir / str(entry['file'])} does not exist; save the image first")
     index = samples_dir / INDEX_NAME
-    entries: list = []
+    existing: list[Any] = []
     if index.is_file():
-        _read_index(index)  # validate before extending
-        entries = json.loads(index.read_text(encoding="utf-8"))  # keep extra keys (seed, size, ...) as they are
-    entries.append(asdict(SampleImage(file, prompt, int(step))))
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json.tmp", dir=samples_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entries, handle, indent=1, ensure_ascii=False)
-        os.replace(tmp, index)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        existing = read_json(index, _INDEX_FIX)
+        _index_entries(index, existing)  # validate before extending; the raw entries keep their extra keys
+    atomic_write_text(index, json.dumps(existing + [dict(e) for e in entries], indent=1, ensure_ascii=False) + "\n")
     return index
 
 
 def _read_index(index: Path) -> list[SampleImage]:
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterFormatError(f"{index}: not valid JSON ({err}); fix it or delete it") from err
+    return _index_entries(index, read_json(index, _INDEX_FIX))
+
+
+def _index_entries(index: Path, data: Any) -> list[SampleImage]:
     if not isinstance(data, list):
         raise AdapterFormatError(f'{index}: must be a JSON list of {{"file", "prompt", "step"}} objects')
     samples = []

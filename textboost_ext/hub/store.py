@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from textboost_ext.hub.errors import AdapterFormatError, AdapterNotFoundError, AdapterStoreError
 from textboost_ext.hub.header import read_header
@@ -101,13 +102,18 @@ def read_sidecar(lora_file: Path) -> dict[str, object]:
     path = lora_file.with_suffix(".json")
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterFormatError(f"{path}: not valid JSON ({err}); fix or delete the sidecar") from err
+    data = read_json(path, "fix or delete the sidecar")
     if not isinstance(data, dict):
         raise AdapterFormatError(f"{path}: must hold a JSON object like {{\"activation text\": \"...\"}}")
     return data
+
+
+def read_json(path: Path, fix: str) -> Any:
+    """The JSON value in ``path``; ``AdapterFormatError`` naming the file and ``fix`` when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AdapterFormatError(f"{path}: not valid JSON ({err}); {fix}") from err
 
 
 def find_lora_file(folder: Path) -> Path:

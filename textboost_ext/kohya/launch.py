@@ -53,6 +53,31 @@ def check_sd_scripts(folder: Path) -> None:
         )
 
 
+def sd_scripts_python(folder: Path) -> Path | None:
+    """The sd-scripts environment's interpreter, if one is known: ``SD_SCRIPTS_PYTHON`` or ``<checkout>/venv``."""
+    explicit = os.environ.get("SD_SCRIPTS_PYTHON")
+    if explicit:
+        return Path(explicit)
+    for candidate in (folder / "venv" / "bin" / "python", folder / "venv" / "Scripts" / "python.exe"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_module_message(err: ImportError, folder: Path) -> str:
+    """Which module could not be imported, in which interpreter, and how to get a working one."""
+    import sys
+
+    missing = err.name or str(err)
+    python = sd_scripts_python(folder)
+    rerun = (f"Run this script with the Python of the sd-scripts environment, e.g.\n  {python} "
+             f"train_network_textboost.py --sd_scripts_dir {folder} ...\n"
+             if python else "sd-scripts runs in its own environment (its pinned transformers/diffusers); run this "
+             "script with that environment's Python (SD_SCRIPTS_PYTHON).\n")
+    return (f"importing sd-scripts from {folder} failed: Python module {missing!r} is missing in {sys.executable} "
+            f"({type(err).__name__}: {err}).\n{rerun}{SETUP_HINT}")
+
+
 def run_sd_scripts(folder: Path, argv: list[str]) -> int:
     """Run sd-scripts' training loop with the TextBoost trainer subclass. Returns an exit code."""
     import sys
@@ -60,9 +85,10 @@ def run_sd_scripts(folder: Path, argv: list[str]) -> int:
     try:
         check_sd_scripts(folder)
         from textboost_ext.kohya.trainer import main as kohya_main
-    except (SdScriptsUnavailable, ImportError) as err:
+    except SdScriptsUnavailable as err:
         print(f"error: cannot use kohya sd-scripts: {err}", file=sys.stderr)
-        if isinstance(err, ImportError):
-            print(SETUP_HINT, file=sys.stderr)
+        return 2
+    except ImportError as err:  # our own adapter needs a package this interpreter lacks
+        print(f"error: cannot use kohya sd-scripts: {missing_module_message(err, folder)}", file=sys.stderr)
         return 2
     return kohya_main(folder, argv)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from textboost_ext.models.errors import BaseModelError
 
+# `pretrained_model_name_or_path = "builtin:<name>"`. The config layer validates against this table too,
+# so this module stays free of torch (models.tiny is imported only when a model is built).
 BUILTIN_PREFIX = "builtin:"
 # name -> tiny family (see models.tiny.TINY_FAMILIES)
 BUILTIN_MODELS = {"tiny-sd1": "sd1", "tiny-sd2": "sd2", "tiny-sd2v": "sd2v", "tiny-sdxl": "sdxl"}

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from textboost_ext.method.tokens import fix_legacy_eos_pooling
 from textboost_ext.models.builtin import builtin_model_dir, is_builtin
 from textboost_ext.models.checkpoint_file import SINGLE_FILE_SUFFIXES
 from textboost_ext.models.diffusers_folder import load_diffusers_model
@@ -72,30 +72,16 @@ def load_base_model(
                 f"{source}: no such file or folder (and not a Hugging Face Hub id 'owner/name'); check the spelling "
                 "and the working directory"
             )
+    # Released configs say eos_token_id = 2, which pools at the highest token id: wrong once TextBoost adds
+    # tokens (SDXL conditions on that pooled output). The sd-scripts host loads with its own code, so the
+    # extension applies the same fix again there; it is a no-op on an already fixed encoder.
     for text_encoder, tokenizer in zip(model.text_encoders, model.tokenizers, strict=True):
-        pool_at_first_eos(text_encoder, tokenizer)
+        fix_legacy_eos_pooling(text_encoder, tokenizer.eos_token_id)
     if build_vae is not None:
         model.vae = build_vae(model.family, torch_dtype)
         model.extra["vae"] = str(vae)
     model.source = source
     return model
-
-
-def pool_at_first_eos(text_encoder: Any, tokenizer: Any) -> None:
-    """Make the encoder's pooled output read the first ``<|endoftext|>``, even after tokens are added.
-
-    Released SD configs say ``eos_token_id: 2`` (a pre-2023 transformers default), which makes
-    transformers pool at ``input_ids.argmax()``: the highest token id, which is ``<|endoftext|>``
-    (49407) only until placeholder tokens (ids >= 49408) are added, as TextBoost does. SDXL's
-    conditioning uses that pooled output. With the tokenizer's real id transformers pools at the first
-    ``<|endoftext|>``: identical for the original vocabulary, right with added tokens.
-    """
-    eos = tokenizer.eos_token_id
-    text_encoder.config.eos_token_id = eos
-    text_encoder.config.bos_token_id = tokenizer.bos_token_id
-    for module in (text_encoder, getattr(text_encoder, "text_model", None)):
-        if module is not None and hasattr(module, "eos_token_id"):
-            module.eos_token_id = eos
 
 
 def _load_from_hub(repo_id: str, **options: object) -> LoadedModel:
