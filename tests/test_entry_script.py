@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "train_network_textboost.py"), *args], cwd=cwd,
+    env = {k: v for k, v in os.environ.items() if k != "SD_SCRIPTS_DIR"}  # the built-in host, not sd-scripts
+    return subprocess.run([sys.executable, str(ROOT / "train_network_textboost.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -52,7 +52,7 @@ def validate_config(cfg: TrainConfig, problems: Problems | None = None) -> Train
     _check_optimisation(cfg, report)
     _check_output(cfg, report)
     _check_sampling_logging_hub(cfg, report)
-    _check_textboost(cfg, report)
+    check_textboost(cfg, report)
     if problems is None:
         report.raise_if_any()
     return cfg
@@ -229,7 +229,7 @@ def _check_sampling_logging_hub(cfg: TrainConfig, report: Problems) -> None:
                   "\"owner/name\"")
 
 
-def _check_textboost(cfg: TrainConfig, report: Problems) -> None:
+def check_textboost(cfg: TrainConfig, report: Problems) -> None:
     tb = cfg.textboost
     if cfg.extension == "none":
         # A plain text-encoder LoRA reads only lora_targets from [textboost]; anything else would be ignored.

@@ -87,10 +87,10 @@ def textboost_config_from_args(args: argparse.Namespace) -> TextBoostConfig:
 
 def _check_rules(config: TextBoostConfig, extension: str) -> None:
     # The value rules of our own TOML loader ([textboost] part), so both hosts accept the same settings.
-    from textboost_ext.config.validate import _check_textboost  # the loader's own rule set for [textboost]
+    from textboost_ext.config.validate import check_textboost  # the loader's own rule set for [textboost]
 
     report = Problems()
-    _check_textboost(types.SimpleNamespace(textboost=config, extension=extension), report)
+    check_textboost(types.SimpleNamespace(textboost=config, extension=extension), report)
     if report.errors:
         raise TextBoostArgumentError("TextBoost options:\n  - " + "\n  - ".join(report.errors))
 
