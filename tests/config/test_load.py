@@ -346,7 +346,7 @@ def test_config_to_toml_round_trips_every_field_changed(write_toml) -> None:
                       output_dir="o", adapters_dir="a", output_name="n", overwrite=True, save_precision="bf16",
                       save_every_n_steps=10, save_last_n_steps=20, save_state=True, export_bundle=True,
                       training_comment="c", sample_prompts="p.txt", sample_every_n_steps=5, sample_at_first=True,
-                      sample_sampler="euler_a", logging_dir="l", log_with="wandb", log_prefix="x", push_to_hub=True,
+                      sample_sampler="euler_a", logging_dir="l", log_with="none", log_prefix="x", push_to_hub=True,
                       hub_repo_id="me/n", hub_private=True, textboost=tb)
     assert load_config(write_toml(config_to_toml(cfg)), {}) == cfg
     resumed = replace(cfg, network_weights=None, resume="state_dir")
@@ -381,3 +381,16 @@ def test_toml_value_round_trips(value: object) -> None:
     from textboost_ext.config.tomlio import toml_value
 
     assert toml.loads(f"k = {toml_value(value)}")["k"] == value
+
+
+def test_tracker_without_its_package_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from textboost_ext.config import ConfigError, TrainConfig, validate_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ConfigError) as err:
+        validate_config(TrainConfig(pretrained_model_name_or_path="builtin:tiny-sd1", train_data_dir="d",
+                                    log_with="wandb", textboost=TrainConfig().textboost.__class__(placeholder_token="tbx1", initializer="cat")))
+    assert "log_with" in str(err.value) and "wandb" in str(err.value)

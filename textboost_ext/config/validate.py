@@ -7,6 +7,7 @@ can compare with ``==``. Path existence is :func:`textboost_ext.config.paths.che
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from dataclasses import fields
@@ -222,6 +223,11 @@ def _check_sampling_logging_hub(cfg: TrainConfig, report: Problems) -> None:
     if cfg.log_with is None:
         cfg.log_with = "none"  # the same meaning; a string survives a TOML round trip (TOML has no null)
     _choice(cfg, "log_with", LOG_WITH, report)
+    for tracker in {"tensorboard": ["tensorboard"], "wandb": ["wandb"], "all": ["tensorboard", "wandb"]}.get(cfg.log_with, []):
+        # accelerate silently drops a tracker whose package is missing: the run would log nothing
+        if importlib.util.find_spec(tracker) is None:
+            report.at("log_with", f"log_with = {cfg.log_with!r} needs the {tracker!r} package, which is not "
+                      f"installed; pip install {tracker}, or choose log_with = \"tensorboard\" or \"none\"")
     if cfg.push_to_hub and not cfg.hub_repo_id:
         report.at("push_to_hub", "push_to_hub = true needs hub_repo_id = \"your-name/your-adapter\"")
     if cfg.hub_repo_id is not None and not _HUB_REPO_RE.match(cfg.hub_repo_id):

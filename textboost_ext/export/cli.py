@@ -24,11 +24,40 @@ def _parse_renames(pairs: Sequence[str]) -> dict[str, str]:
     return renames
 
 
+def _resolve_verify_target(target: str) -> tuple[str, str | None]:
+    """A file path, or an adapter name/folder in the store (as ``inspect`` accepts); plus the base to use
+    when the file was trained on a built-in tiny model (real-family shapes would not fit it)."""
+    from pathlib import Path
+
+    from textboost_ext.safetensors_header import read_raw_header
+
+    path = Path(target)
+    if not path.is_file():
+        from textboost_ext.hub.errors import AdapterStoreError
+        from textboost_ext.hub.store import resolve_adapter
+
+        try:
+            path = resolve_adapter(target).lora_file
+        except AdapterStoreError:
+            return target, None  # verify_file reports the unreadable file
+    try:
+        metadata = read_raw_header(path)[1]
+    except Exception:  # verify_file reports it
+        return str(path), None
+    base = metadata.get("ss_sd_model_name", "")
+    return str(path), base if base.startswith("builtin:") else None
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from textboost_ext.export.verify import verify_file
 
+    file, builtin_base = _resolve_verify_target(args.file)
+    base = args.base
+    if base is None and builtin_base is not None:
+        print(f"verify: {file} was trained on {builtin_base}; checking against it (pass --base to override)")
+        base = builtin_base
     try:
-        report = verify_file(args.file, arch=args.arch, base=args.base)
+        report = verify_file(file, arch=args.arch, base=base)
     except (ValueError, OSError) as exc:  # the base could not be loaded: not a verdict on FILE
         print(f"verify: error: {exc}", file=sys.stderr)
         return 1

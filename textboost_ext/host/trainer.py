@@ -155,7 +155,7 @@ class HostTrainer:
         self.batches = self._batches(self.start_step)
         if acc.is_main_process:
             atomic_write_text(self.paths.config_file, config_to_toml(cfg))
-            acc.init_trackers(TRACKER_PROJECT)
+            acc.init_trackers(cfg.log_prefix or TRACKER_PROJECT)  # log_prefix names the run's log folder
         self.started_at = time.time()
 
     def _load_frozen_model(self) -> Any:

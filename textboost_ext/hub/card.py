@@ -104,16 +104,24 @@ def render_model_card(
         instance_prompt=trigger,
         widget=_widget(info, shown, trigger),
     )
+    trained_on = info.metadata.get("ss_sd_model_name", "")
+    demo_warning = (
+        f"> **Demo adapter.** Trained on the built-in tiny random-weight model `{trained_on}` to show the "
+        f"pipeline; its tensors have that model's sizes and do not load into a real "
+        f"{ {'sd1': 'SD 1.x', 'sd2': 'SD 2.x', 'sd2v': 'SD 2.x', 'sdxl': 'SDXL'}.get(family, family)} checkpoint."
+        if trained_on.startswith("builtin:") else ""
+    )
     body = [
         f"# {info.name}",
         "<Gallery />",
+        demo_warning,
         _summary(info, family, base, trigger),
         _files_section(info, tokens),
         _usage_section(info, family, base, repo_id or f"<your-username>/{info.name}", tokens, trigger),
         _settings_section(info.metadata),
         _citation_section(),
     ]
-    return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(part.strip() for part in body) + "\n"
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(part.strip() for part in body if part) + "\n"
 
 
 def write_model_card(adapter_dir: str | Path, *, repo_id: str | None = None, base_model: str | None = None) -> Path:
@@ -190,7 +198,7 @@ def _files_section(info: AdapterInfo, tokens: list[str]) -> str:
 def _usage_section(info: AdapterInfo, family: str, base: str, repo: str, tokens: list[str], trigger: str | None) -> str:
     alias = info.lora_file.stem
     token = tokens[0] if tokens else None
-    subject = token or trigger or "your subject"
+    subject = trigger or token or "your subject"  # the trigger phrase ("tbmug mug"), as in instance_prompt
     a1111 = [
         "### AUTOMATIC1111 / Forge",
         f"1. Put `{info.lora_file.name}` into `models/Lora/`"
@@ -203,11 +211,19 @@ def _usage_section(info: AdapterInfo, family: str, base: str, repo: str, tokens:
         + (f" and `embeddings/{token}.safetensors` into `models/embeddings/`." if token else "."),
         "2. Add a **LoraLoader** node between *Load Checkpoint* and *CLIP Text Encode*; this LoRA changes only the "
         "text encoder, so `strength_clip` is what matters (1.0).",
-        f"3. Prompt: `a photo of {'embedding:' + token if token else subject}`",
+        f"3. Prompt: `a photo of {_comfy_subject(subject, token)}`",
     ]
     code = diffusers_snippet(family, base, repo, info.lora_file.name, token, f"a photo of {subject} on the beach")
     diffusers = ["### diffusers", "```python", code, "```"]
     return "## How to use\n\n" + "\n".join(a1111) + "\n\n" + "\n".join(comfy) + "\n\n" + "\n".join(diffusers)
+
+
+def _comfy_subject(subject: str, token: str | None) -> str:
+    """ComfyUI names an embedding as ``embedding:NAME`` inside the prompt."""
+    if not token:
+        return subject
+    words = [f"embedding:{w}" if w == token else w for w in subject.split()]
+    return " ".join(words) if f"embedding:{token}" in words else f"embedding:{token}"
 
 
 def _settings_section(metadata: dict[str, str]) -> str:
