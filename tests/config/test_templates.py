@@ -47,6 +47,10 @@ def test_sample_prompts_exist_and_use_the_token(template: Path) -> None:
     for prompt in prompts:
         assert cfg.textboost.placeholder_token in prompt.split(" --")[0], prompt
         assert f"--w {size} --h {size}" in prompt, prompt  # sample at the training resolution
+    from textboost_ext.host.sampling import parse_prompts_file
+
+    parsed = parse_prompts_file(cfg.sample_prompts)  # the trainer's own parser accepts every option
+    assert len(parsed) == len(prompts)
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES.glob("sd*.toml")), ids=lambda p: p.name)

@@ -228,8 +228,12 @@ def format_resolved_config(cfg: TrainConfig, dataset: DatasetSpec | None = None)
     tb = cfg.textboost
     views = cfg.max_train_steps * cfg.train_batch_size * cfg.gradient_accumulation_steps
     data = f"dataset_config {cfg.dataset_config}" if cfg.dataset_config else f"train_data_dir {cfg.train_data_dir}"
-    output = f"{cfg.output_dir}/{cfg.output_name}.safetensors" if cfg.output_dir else \
-        f"{cfg.output_name}.safetensors in the adapter store"
+    from textboost_ext.hub.store import adapters_root  # torch-free
+
+    folder = (Path(cfg.output_dir) if cfg.output_dir else adapters_root(cfg.adapters_dir)) / cfg.output_name
+    exists = " (EXISTS: the run will refuse it unless overwrite = true)" if folder.exists() and not cfg.resume else ""
+    output = (f"{folder / (cfg.output_name + '.safetensors')}{exists}\n"
+              f"               samples {folder / 'samples'}, logs {folder / 'logs'}, state {folder / 'state'}")
     lines = [
         "TextBoost training run (resolved; nothing has been loaded or trained)",
         f"  base model : {cfg.pretrained_model_name_or_path} ({model_family(cfg)})",
