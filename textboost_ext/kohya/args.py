@@ -19,6 +19,7 @@ from typing import Any
 from textboost_ext.config.coerce import BadValue, coerce, split_optional, textboost_fields
 from textboost_ext.config.errors import Problems
 from textboost_ext.config.schema import TextBoostConfig
+from textboost_ext.kohya.launch import flag_value
 
 # sd-scripts defaults the optimizer to AdamW by leaving --optimizer_type empty; TextBoost's default:
 DEFAULT_OPTIMIZER = "AdamW8bit"
@@ -103,7 +104,7 @@ def wants_sdxl(argv: list[str]) -> bool:
             return True
         if arg.startswith("--sdxl="):
             return arg.split("=", 1)[1].strip().lower() in ("1", "true", "yes")
-    config_file = _flag_value(argv, "--config_file")
+    config_file = flag_value(argv, "--config_file")
     if not config_file:
         return False
     path = Path(config_file if config_file.endswith(".toml") else config_file + ".toml")
@@ -117,15 +118,6 @@ def wants_sdxl(argv: list[str]) -> bool:
     for table in (v for v in data.values() if isinstance(v, dict)):
         flat.update(table)  # the same flattening as read_config_from_file
     return flat.get("sdxl") is True
-
-
-def _flag_value(argv: list[str], flag: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 # ---- sd-scripts options TextBoost needs or cannot train with ------------------------------------------

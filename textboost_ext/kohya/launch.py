@@ -22,7 +22,8 @@ class SdScriptsUnavailable(RuntimeError):
     pass
 
 
-def _flag_value(argv: list[str], flag: str) -> str | None:
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``--flag VALUE`` / ``--flag=VALUE`` in ``argv`` (read before any parser exists)."""
     for i, arg in enumerate(argv):
         if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
@@ -37,7 +38,7 @@ def is_sd_scripts_checkout(folder: Path) -> bool:
 
 def sd_scripts_requested(argv: list[str], cwd: Path | None = None) -> Path | None:
     """The sd-scripts folder the user asked for, or None for the built-in host."""
-    explicit = _flag_value(argv, "--sd_scripts_dir") or os.environ.get("SD_SCRIPTS_DIR")
+    explicit = flag_value(argv, "--sd_scripts_dir") or os.environ.get("SD_SCRIPTS_DIR")
     if explicit:
         return Path(explicit).expanduser()
     here = Path(cwd or Path.cwd())
