@@ -82,14 +82,21 @@ def test_metadata_returned_and_hashes_exact(export_lora: Callable[..., Any]) -> 
 
 
 def test_transformers4_naming_gives_the_same_keys(tiny_pipe: Callable[[str], Any]) -> None:
-    """CLIPTextModelWithProjection keeps the text_model level (transformers 4 layout of CLIPTextModel too)."""
+    """Keys do not depend on whether the module paths carry a ``text_model.`` level.
+
+    CLIPTextModelWithProjection keeps that level in every transformers version; CLIPTextModel has
+    it in transformers 4 only. The level-free variant is built explicitly so both layouts are
+    exercised whichever transformers is installed: transformers 5's CLIPTextModel, or the inner
+    ``text_model`` transformer of transformers 4's CLIPTextModel.
+    """
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from textboost_ext.network import TextEncoderLoRA
 
     te = tiny_pipe("sd1").text_encoder
     with_level = CLIPTextModelWithProjection(te.config)
-    without_level = CLIPTextModel(te.config)
+    plain = CLIPTextModel(te.config)
+    without_level = plain.text_model if hasattr(plain, "text_model") else plain
     assert any(n.startswith("text_model.encoder.layers.0") for n, _ in with_level.named_modules())
     assert not any(n.startswith("text_model.") for n, _ in without_level.named_modules())
     a = TextEncoderLoRA([with_level], rank=2, alpha=2.0).kohya_state_dict()

@@ -43,7 +43,10 @@ def make_official(root: Path, pipe: Any, *, use_rslora: bool = False, safe: bool
     model.save_pretrained(str(adapter_dir), safe_serialization=safe)
     if text_model_keys:  # transformers 4 era: CLIPTextModel still had the text_model level
         weights = torch.load(adapter_dir / "adapter_model.bin", weights_only=True)
-        weights = {k.replace("base_model.model.", "base_model.model.text_model."): v for k, v in weights.items()}
+        # under transformers 4 the keys already carry the level: insert it only where it is absent
+        weights = {k if k.startswith("base_model.model.text_model.")
+                   else k.replace("base_model.model.", "base_model.model.text_model.", 1): v for k, v in weights.items()}
+        assert all(k.startswith("base_model.model.text_model.") for k in weights), sorted(weights)
         torch.save(weights, adapter_dir / "adapter_model.bin")
     vector = torch.randn(pipe.text_encoder.config.hidden_size)
     torch.save({token: vector}, root / f"{token.strip('<>')}.bin")

@@ -114,6 +114,15 @@ def test_sample_images_use_the_trained_tokens_with_the_name_expanded(run: Simple
     assert "prompt: a photo of tbdog tbdog_1" in run.output  # sd-scripts read our expanded copy of the prompt file
 
 
+def test_the_newest_sample_becomes_the_preview_of_the_files_saved_after_it(run: SimpleNamespace) -> None:
+    from PIL import Image, ImageChops
+
+    (sample,) = (run.out / "sample").glob("tb_000004_*.png")
+    with Image.open(run.out / "tb.preview.png") as preview, Image.open(sample) as drawn:
+        assert preview.format == "PNG" and ImageChops.difference(preview.convert("RGB"), drawn.convert("RGB")).getbbox() is None
+    assert not (run.out / "tb-step00000002.preview.png").exists()  # saved at step 2, before the first sample (step 4)
+
+
 def test_sd_scripts_tokenised_the_augmented_captions_with_the_added_tokens(run: SimpleNamespace) -> None:
     setup = run.setup
     assert setup["vector_tokens"] == ["tbdog", "tbdog_1"] and len(setup["augment_tokens"]) > 0

@@ -320,6 +320,48 @@ def test_every_save_writes_the_embedding_and_sidecar_and_no_extra_keys(trained_s
     assert (out / "embeddings" / "tbdog.safetensors").is_file()
 
 
+def test_saves_copy_the_newest_sample_image_of_this_run_as_the_preview(trained_setup) -> None:
+    import os
+
+    from PIL import Image
+
+    run = trained_setup()
+    out = run.out
+    run.args.output_dir = str(out)  # sd-scripts saves the LoRA and draws samples under --output_dir
+    metadata = {"ss_output_name": "tb", "ss_base_model_version": "sd_v1", "ss_v2": "False", "ss_network_dim": "4",
+                "ss_network_alpha": "4.0", "modelspec.architecture": "stable-diffusion-v1/lora"}
+    run.trainer.update_metadata(metadata, run.args)
+    run.network.save_weights(str(out / "tb.safetensors"), None, metadata)
+    assert not (out / "tb.preview.png").exists()  # no sample drawn yet: no preview
+
+    sample_dir = out / "sample"
+    sample_dir.mkdir()
+    started = run.trainer._started
+
+    def draw(name: str, colour: tuple[int, int, int], mtime: float) -> None:
+        Image.new("RGB", (8, 8), colour).save(sample_dir / name)
+        os.utime(sample_dir / name, (mtime, mtime))
+
+    draw("tb_000000_00_20250101000000.png", (255, 0, 0), started - 3600)  # an earlier run's sample
+    run.network.save_weights(str(out / "tb.safetensors"), None, metadata)
+    assert not (out / "tb.preview.png").exists()
+
+    draw("tb_000001_00_20260101000000.png", (0, 0, 255), started + 1)
+    draw("tb_000002_00_20260101000001_7.png", (0, 255, 0), started + 2)  # the newest of this run
+    draw("other_000002_00_20260101000002.png", (9, 9, 9), started + 3)  # another --output_name
+    (sample_dir / "tb_000003_00_20260101000003.txt").write_text("not an image")
+    checkpoint = out / "tb-step00000002.safetensors"
+    run.network.save_weights(str(checkpoint), torch.float16, metadata)
+    run.network.save_weights(str(out / "tb.safetensors"), None, metadata)
+    for preview in (out / "tb-step00000002.preview.png", out / "tb.preview.png"):
+        with Image.open(preview) as image:
+            assert image.format == "PNG" and image.getpixel((3, 3)) == (0, 255, 0)
+    checkpoint.unlink()  # sd-scripts removes old checkpoints; their preview goes with their other files
+    run.network.save_weights(str(out / "tb.safetensors"), None, metadata)
+    assert not (out / "tb-step00000002.preview.png").exists() and (out / "tb.preview.png").is_file()
+    assert len(list(sample_dir.iterdir())) == 5  # sd-scripts' samples are copied, never moved
+
+
 def test_other_extensions_and_no_extension_keep_sd_scripts_behaviour(tiny, fakes: SimpleNamespace) -> None:
     args = fakes.parser().parse_args(["--extension", "none", "--output_dir", "out"])
     trainer = fakes.Trainer()

@@ -21,11 +21,13 @@ Where each extension hook runs in sd-scripts' loop:
 - ``on_step_end`` has no hook in sd-scripts; it runs at the first of ``sample_images`` (called right
   after every optimizer step), the next ``on_step_start`` or a save, once per optimizer step.
 - ``generate_step_logs``: ``loss/diffusion``, ``loss/kp``, ``timestep/mean`` and the extension's logs.
-- ``update_metadata``: ``ss_textboost_*``; every save also writes the embedding file and ``<stem>.json``.
+- ``update_metadata``: ``ss_textboost_*``; every save also writes the embedding file, ``<stem>.json``
+  and, once ``sample_images`` has drawn any, ``<stem>.preview.png`` from the newest sample.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ class TextBoostTrainerMixin:
         self._text_encoders: list[Any] = []
         self._vae: Any = None
         self._last_timesteps: torch.Tensor | None = None
+        self._started = time.time()  # sample images older than this run are not its previews
 
     # ---- before training ---------------------------------------------------------------------
     def assert_extra_args(self, args: Any, train_dataset_group: Any, val_dataset_group: Any) -> None:
@@ -256,7 +259,10 @@ class TextBoostTrainerMixin:
     # ---- saving --------------------------------------------------------------------------------
     def _after_lora_saved(self, lora_path: Path, dtype: torch.dtype | None) -> None:
         assert self.ctx is not None and self.extension is not None
-        written = saving.write_files_beside(self.extension, self.ctx, lora_path, dtype)
+        # sd-scripts samples after the epoch-end save: an epoch checkpoint gets the newest sample so far
+        sample = saving.newest_sample_image(Path(self._args.output_dir) / saving.SAMPLE_FOLDER,
+                                            self._args.output_name, self._started)
+        written = saving.write_files_beside(self.extension, self.ctx, lora_path, dtype, preview_from=sample)
         removed = self.saves.add(lora_path, written)
         self.recorder.write("save", lora=lora_path, files=written, removed=removed)
 

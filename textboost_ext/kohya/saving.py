@@ -2,7 +2,8 @@
 
 Every ``save_weights`` of the network (step/epoch checkpoints and the final file) is followed by
 :func:`write_files_beside`: the extension's files (``embeddings/<token>.safetensors``, the optional
-``<stem>_a1111_bundle.safetensors``) and A1111's ``<stem>.json``. sd-scripts deletes old checkpoints
+``<stem>_a1111_bundle.safetensors``), A1111's ``<stem>.json`` and, once sd-scripts has drawn sample images,
+``<stem>.preview.png`` (the newest sample of this run). sd-scripts deletes old checkpoints
 itself (``--save_last_n_steps`` etc.) without knowing about those files, so :class:`SavedFiles` deletes
 the files of a checkpoint that is gone, at the next save (only files this run wrote).
 """
@@ -18,17 +19,40 @@ from typing import Any
 
 import torch
 
-from textboost_ext.export.sidecars import FAMILY_TO_SD_VERSION, write_user_metadata_json
+from textboost_ext.export.sidecars import FAMILY_TO_SD_VERSION, write_preview, write_user_metadata_json
 from textboost_ext.hooks import HostContext, TrainerExtension
 
+SAMPLE_FOLDER = "sample"  # sd-scripts' sample_images writes <output_dir>/sample/<output_name>_<step>_<nn>_<time>.png
 
-def write_files_beside(extension: TrainerExtension, ctx: HostContext, lora_path: Path, dtype: torch.dtype | None) -> list[Path]:
-    """The extension's ``on_save`` files plus ``<stem>.json``; returns every path written."""
+
+def newest_sample_image(sample_dir: Path, output_name: str | None, not_before: float) -> Path | None:
+    """The newest PNG sd-scripts drew for this run, or None.
+
+    Only files named like this run's samples (sd-scripts prefixes them with ``<output_name>_``) and
+    written at or after ``not_before`` count, so a shared ``output_dir`` never lends a preview from
+    another run or an earlier one.
+    """
+    if not sample_dir.is_dir():
+        return None
+    prefix = f"{output_name}_" if output_name else ""
+    candidates = [(p.stat().st_mtime, p.name, p) for p in sample_dir.glob(f"{prefix}*.png") if p.is_file()]
+    candidates = [c for c in candidates if c[0] >= not_before]
+    return max(candidates)[2] if candidates else None
+
+
+def write_files_beside(extension: TrainerExtension, ctx: HostContext, lora_path: Path, dtype: torch.dtype | None,
+                       preview_from: Path | None = None) -> list[Path]:
+    """The extension's ``on_save`` files, ``<stem>.json`` and, from ``preview_from``, ``<stem>.preview.png``.
+
+    Returns every path written.
+    """
     lora_path = Path(lora_path)
     written = list(extension.on_save(ctx, lora_path, dtype or torch.float32))
     description = f"Text-encoder LoRA trained with textboost-ext ({extension.name}) in kohya sd-scripts"
     written.append(write_user_metadata_json(lora_path, extension.trigger_phrase() or "",
                                             FAMILY_TO_SD_VERSION[ctx.model.family], description=description))
+    if preview_from is not None:
+        written.append(write_preview(lora_path, preview_from))
     return written
 
 
