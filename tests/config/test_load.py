@@ -331,7 +331,7 @@ def test_config_to_toml_round_trips(write_toml, tmp_path) -> None:
 
 def test_config_to_toml_round_trips_every_field_changed(write_toml) -> None:
     # Non-default values everywhere that validation allows, so no field is left untested by the writer.
-    tb = TextBoostConfig(placeholder_token="sks", initializer="dog", class_noun="dog", caption_templates=["{}"],
+    tb = TextBoostConfig(placeholder_token="sksx1", initializer="dog", class_noun="dog", caption_templates=["{}"],
                          emb_learning_rate=2e-3, norm_clamp=True, lora_targets=["fc1"], kpl_weight=0.0,
                          kpl_type="mse", kpl_mask_padding=True, kpl_cache=False, kpl_empty_p=0.0, kpl_class_p=0.5,
                          preservation_prompts="kp.jsonl", timestep_sampling="uniform", augment="style",
@@ -394,3 +394,13 @@ def test_tracker_without_its_package_is_a_config_error(monkeypatch: pytest.Monke
         validate_config(TrainConfig(pretrained_model_name_or_path="builtin:tiny-sd1", train_data_dir="d",
                                     log_with="wandb", textboost=TrainConfig().textboost.__class__(placeholder_token="tbx1", initializer="cat")))
     assert "log_with" in str(err.value) and "wandb" in str(err.value)
+
+
+def test_vocabulary_word_as_placeholder_fails_before_any_model_loads() -> None:
+    from textboost_ext.config import ConfigError, TextBoostConfig, TrainConfig, validate_config
+
+    cfg = TrainConfig(pretrained_model_name_or_path="builtin:tiny-sd1", train_data_dir="d",
+                      textboost=TextBoostConfig(placeholder_token="dog", initializer="corgi dog"))
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert "'dog' is already a word" in str(err.value) and "dogtb" in str(err.value)

@@ -235,6 +235,22 @@ def _check_sampling_logging_hub(cfg: TrainConfig, report: Problems) -> None:
                   "\"owner/name\"")
 
 
+def _clip_word(name: str) -> bool:
+    """``name`` is one token of the CLIP vocabulary (shipped in the package; no torch, no transformers)."""
+    from textboost_ext.models.tokenizer import clip_vocab_and_merges
+
+    vocab = clip_vocab_and_merges()[0]
+    return f"{name.lower()}</w>" in vocab or name.lower() in vocab
+
+
+def _made_up_name(name: str) -> str:
+    candidate = f"{name.lower()}tb"
+    i = 1
+    while _clip_word(candidate):
+        candidate, i = f"{name.lower()}tb{i}", i + 1
+    return candidate
+
+
 def check_textboost(cfg: TrainConfig, report: Problems) -> None:
     tb = cfg.textboost
     if cfg.extension == "none":
@@ -253,6 +269,10 @@ def check_textboost(cfg: TrainConfig, report: Problems) -> None:
     if token and not _PLACEHOLDER_RE.match(token):
         report.at("placeholder_token", f"placeholder_token = {show_value(token)} must be letters and digits "
                   "('_' or '-' allowed inside) so that it works as an A1111/Forge embedding name, e.g. \"mycorgi\"")
+    elif token and _clip_word(token):
+        report.at("placeholder_token", f"placeholder_token = {show_value(token)} is already a word of the CLIP "
+                  f"vocabulary: as an embedding name it would hijack every use of it; pick a made-up name such as "
+                  f"{_made_up_name(token)!r}")
     if token and tb.class_noun and token.lower() == tb.class_noun.lower():
         report.at("placeholder_token", f"placeholder_token must differ from class_noun ({tb.class_noun!r}); "
                   "a real word as the token hijacks every use of that word")
