@@ -403,4 +403,4 @@ def test_vocabulary_word_as_placeholder_fails_before_any_model_loads() -> None:
                       textboost=TextBoostConfig(placeholder_token="dog", initializer="corgi dog"))
     with pytest.raises(ConfigError) as err:
         validate_config(cfg)
-    assert "'dog' is already a word" in str(err.value) and "dogtb" in str(err.value)
+    assert "'dog' is already a word" in str(err.value) and "dog1" in str(err.value)

@@ -15,9 +15,8 @@ from textboost_ext.method.tokens import (
     masked_zero_old_rows_grad,
     phrase_token_ids,
     placeholder_vector_tokens,
-    suggest_token_name,
-    validate_token_name,
 )
+from textboost_ext.method.token_names import suggest_token_name, validate_token_name
 
 
 class ToyTokenizer:

@@ -34,8 +34,9 @@ from textboost_ext.config.options import (
     parse_optimizer_args,
 )
 from textboost_ext.config.schema import TextBoostConfig, TrainConfig
+from textboost_ext.method.token_names import TOKEN_NAME_PATTERN, suggest_token_name, vocabulary_conflict
+from textboost_ext.models.tokenizer import clip_vocab_and_merges  # the shipped CLIP vocabulary, no torch
 
-_PLACEHOLDER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
 _HUB_REPO_RE = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 _OUTPUT_NAME_RE = re.compile(r"^[\w.-]+$")
 
@@ -235,22 +236,6 @@ def _check_sampling_logging_hub(cfg: TrainConfig, report: Problems) -> None:
                   "\"owner/name\"")
 
 
-def _clip_word(name: str) -> bool:
-    """``name`` is one token of the CLIP vocabulary (shipped in the package; no torch, no transformers)."""
-    from textboost_ext.models.tokenizer import clip_vocab_and_merges
-
-    vocab = clip_vocab_and_merges()[0]
-    return f"{name.lower()}</w>" in vocab or name.lower() in vocab
-
-
-def _made_up_name(name: str) -> str:
-    candidate = f"{name.lower()}tb"
-    i = 1
-    while _clip_word(candidate):
-        candidate, i = f"{name.lower()}tb{i}", i + 1
-    return candidate
-
-
 def check_textboost(cfg: TrainConfig, report: Problems) -> None:
     tb = cfg.textboost
     if cfg.extension == "none":
@@ -266,13 +251,13 @@ def check_textboost(cfg: TrainConfig, report: Problems) -> None:
                 example = "\"mycorgi\"" if key == "placeholder_token" else "\"corgi dog\""
                 report.at(key, f"[textboost] {key} is required, e.g. {key} = {example}")
     token = tb.placeholder_token
-    if token and not _PLACEHOLDER_RE.match(token):
+    if token and not TOKEN_NAME_PATTERN.match(token):
         report.at("placeholder_token", f"placeholder_token = {show_value(token)} must be letters and digits "
                   "('_' or '-' allowed inside) so that it works as an A1111/Forge embedding name, e.g. \"mycorgi\"")
-    elif token and _clip_word(token):
+    elif token and vocabulary_conflict(token, vocab := clip_vocab_and_merges()[0]):
         report.at("placeholder_token", f"placeholder_token = {show_value(token)} is already a word of the CLIP "
                   f"vocabulary: as an embedding name it would hijack every use of it; pick a made-up name such as "
-                  f"{_made_up_name(token)!r}")
+                  f"{suggest_token_name(token, vocab)!r}")
     if token and tb.class_noun and token.lower() == tb.class_noun.lower():
         report.at("placeholder_token", f"placeholder_token must differ from class_noun ({tb.class_noun!r}); "
                   "a real word as the token hijacks every use of that word")

@@ -5,7 +5,6 @@ Also the base-family detection that reads them (metadata first, then the keys an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,9 +12,8 @@ import torch
 
 from textboost_ext.export.checklist import CheckResult, few, infer_dims, group_modules
 from textboost_ext.export.metadata import FORBIDDEN_METADATA_KEYS, architecture_base, base_model_version
-
-# A1111/Forge embedding names: letters and digits, '_'/'-' allowed inside (method.md, "Placeholder token")
-EMBEDDING_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
+from textboost_ext.method.token_names import TOKEN_NAME_PATTERN, is_vocabulary_word, suggest_token_name
+from textboost_ext.models.tokenizer import clip_vocab_and_merges
 
 
 def family_from_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
@@ -95,13 +93,11 @@ def check_version_keys(metadata: Mapping[str, Any], family: str, adapter: str = 
 
 def embedding_name_problem(name: str) -> str | None:
     """Why ``name`` is not a usable A1111/Forge/ComfyUI embedding name, or None if it is."""
-    if not EMBEDDING_NAME.match(name):
+    if not TOKEN_NAME_PATTERN.match(name):
         return (f"embedding name {name!r}: use letters and digits ('_' or '-' allowed inside); a name with "
                 f"punctuation such as <...> stops matching in A1111 prompts")
-    from textboost_ext.models.tokenizer import clip_vocab_and_merges
-
     vocab, _ = clip_vocab_and_merges()
-    if f"{name.lower()}</w>" in vocab:
+    if is_vocabulary_word(name, vocab):
         return (f"embedding name {name!r} is an existing CLIP word: A1111 would replace every use of "
-                f"{name.lower()!r} in prompts; pick a made-up word (e.g. {name.lower()}tb)")
+                f"{name.lower()!r} in prompts; pick a made-up word (e.g. {suggest_token_name(name, vocab)})")
     return None

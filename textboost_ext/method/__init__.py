@@ -3,96 +3,69 @@
 timesteps     SNR-weighted / uniform timestep sampler from ``alphas_cumprod``
 augment       paired image augmentations with tags; the augmentation token/phrase vocabulary
 captions      training captions (templates, augmentation tokens or phrases)
-tokens        placeholder names, token registration, trainable new rows, grad mask, norm clamp
+token_names   placeholder/embedding name rules (torch-free: the config layer uses them)
+tokens        token registration, trainable new rows, grad mask, norm clamp
 preservation  knowledge-preservation loss, prompt files and sampler, original-output cache
 """
 
 from __future__ import annotations
 
-from textboost_ext.method.augment import (
-    AUGMENT_PHRASES,
-    AUGMENT_SET_TAGS,
-    AUGMENT_SETS,
-    AUGMENT_TOKENS,
-    AugmentedView,
-    apply_augmentations,
-    augment_batch,
-    augment_view,
-    plan_augmentations,
-)
-from textboost_ext.method.captions import (
-    DEFAULT_TEMPLATES,
-    TEXTUAL_INVERSION_TEMPLATES,
-    augmentation_tokens,
-    build_caption,
-    choose_template,
-    placeholder_text,
-    resolve_templates,
-)
-from textboost_ext.method.preservation import (
-    OriginalOutputCache,
-    PreservationPromptSampler,
-    kp_loss,
-    load_prompt_file,
-    padding_mask,
-    shipped_prompts,
-)
-from textboost_ext.method.timesteps import (
-    TimestepSampler,
-    log_snr,
-    sample_timesteps,
-    snr_from_alphas_cumprod,
-    snr_timestep_weights,
-    timestep_probabilities,
-)
-from textboost_ext.method.tokens import (
-    ExtendedTokenEmbedding,
-    add_placeholder_tokens,
-    clamp_new_row_norms_,
-    fix_legacy_eos_pooling,
-    masked_zero_old_rows_grad,
-    phrase_token_ids,
-    placeholder_vector_tokens,
-    suggest_token_name,
-    validate_token_name,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "AUGMENT_PHRASES",
-    "AUGMENT_SETS",
-    "AUGMENT_SET_TAGS",
-    "AUGMENT_TOKENS",
-    "DEFAULT_TEMPLATES",
-    "TEXTUAL_INVERSION_TEMPLATES",
-    "AugmentedView",
-    "ExtendedTokenEmbedding",
-    "OriginalOutputCache",
-    "PreservationPromptSampler",
-    "TimestepSampler",
-    "add_placeholder_tokens",
-    "apply_augmentations",
-    "augment_batch",
-    "augment_view",
-    "augmentation_tokens",
-    "build_caption",
-    "choose_template",
-    "clamp_new_row_norms_",
-    "fix_legacy_eos_pooling",
-    "kp_loss",
-    "load_prompt_file",
-    "log_snr",
-    "masked_zero_old_rows_grad",
-    "padding_mask",
-    "phrase_token_ids",
-    "placeholder_text",
-    "placeholder_vector_tokens",
-    "plan_augmentations",
-    "resolve_templates",
-    "sample_timesteps",
-    "shipped_prompts",
-    "snr_from_alphas_cumprod",
-    "snr_timestep_weights",
-    "suggest_token_name",
-    "timestep_probabilities",
-    "validate_token_name",
-]
+# name -> submodule. Exports load on first use (PEP 562), so a torch-free piece such as
+# ``token_names`` can be imported by the config layer without importing torch.
+_EXPORTS: dict[str, str] = {
+    "AUGMENT_PHRASES": "augment",
+    "AUGMENT_SETS": "augment",
+    "AUGMENT_SET_TAGS": "augment",
+    "AUGMENT_TOKENS": "augment",
+    "AugmentedView": "augment",
+    "DEFAULT_TEMPLATES": "captions",
+    "ExtendedTokenEmbedding": "tokens",
+    "OriginalOutputCache": "preservation",
+    "PreservationPromptSampler": "preservation",
+    "TEXTUAL_INVERSION_TEMPLATES": "captions",
+    "TimestepSampler": "timesteps",
+    "add_placeholder_tokens": "tokens",
+    "apply_augmentations": "augment",
+    "augment_batch": "augment",
+    "augment_view": "augment",
+    "augmentation_tokens": "captions",
+    "build_caption": "captions",
+    "choose_template": "captions",
+    "clamp_new_row_norms_": "tokens",
+    "fix_legacy_eos_pooling": "tokens",
+    "kp_loss": "preservation",
+    "load_prompt_file": "preservation",
+    "log_snr": "timesteps",
+    "masked_zero_old_rows_grad": "tokens",
+    "padding_mask": "preservation",
+    "phrase_token_ids": "tokens",
+    "placeholder_text": "captions",
+    "placeholder_vector_tokens": "tokens",
+    "plan_augmentations": "augment",
+    "resolve_templates": "captions",
+    "sample_timesteps": "timesteps",
+    "shipped_prompts": "preservation",
+    "snr_from_alphas_cumprod": "timesteps",
+    "snr_timestep_weights": "timesteps",
+    "suggest_token_name": "token_names",
+    "timestep_probabilities": "timesteps",
+    "token_name_problem": "token_names",
+    "validate_token_name": "token_names",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
