@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-STATE_DIR_NAME = "state"
+from textboost_ext.hub.store import STATE_SUBDIR  # the one name for the resumable-state folder
+
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 FORMAT_VERSION = 1
 
@@ -143,12 +144,12 @@ def resolve_state_dir(path: str | Path) -> Path:
     path = Path(path)
     if (path / "trainer_state.json").is_file():
         return path
-    for candidate in (path, path / STATE_DIR_NAME):
+    for candidate in (path, path / STATE_SUBDIR):
         states = list_states(candidate)
         if states:
             return states[-1]
     raise FileNotFoundError(
-        f"resume = {str(path)!r}: no saved training state there (expected a {STATE_DIR_NAME}/step-NNNNNN folder "
+        f"resume = {str(path)!r}: no saved training state there (expected a {STATE_SUBDIR}/step-NNNNNN folder "
         f"holding trainer_state.json; state is written when save_state = true)"
     )
 

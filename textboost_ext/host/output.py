@@ -24,10 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textboost_ext.hub.store import ADAPTERS_DIR_ENV, adapters_root
+from textboost_ext.hub.store import (
+    ADAPTERS_DIR_ENV,
+    CHECKPOINTS_SUBDIR,
+    LOGS_SUBDIR,
+    SAMPLES_SUBDIR,
+    STATE_SUBDIR,
+    adapters_root,
+)
 
 # Subfolders a run owns completely; `overwrite = true` clears them so old samples/states cannot mix in.
-RUN_SUBDIRS = ("checkpoints", "samples", "state", "logs")
+RUN_SUBDIRS = (CHECKPOINTS_SUBDIR, SAMPLES_SUBDIR, STATE_SUBDIR, LOGS_SUBDIR)
 
 
 class OutputError(RuntimeError):
@@ -46,19 +53,19 @@ class AdapterPaths:
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.adapter_dir / "checkpoints"
+        return self.adapter_dir / CHECKPOINTS_SUBDIR
 
     @property
     def state_dir(self) -> Path:
-        return self.adapter_dir / "state"
+        return self.adapter_dir / STATE_SUBDIR
 
     @property
     def samples_dir(self) -> Path:
-        return self.adapter_dir / "samples"
+        return self.adapter_dir / SAMPLES_SUBDIR
 
     @property
     def logs_dir(self) -> Path:
-        return self.adapter_dir / "logs"
+        return self.adapter_dir / LOGS_SUBDIR
 
     @property
     def config_file(self) -> Path:

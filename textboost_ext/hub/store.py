@@ -26,8 +26,12 @@ from textboost_ext.hub.header import read_header
 
 ADAPTERS_DIR_ENV = "TEXTBOOST_ADAPTERS_DIR"
 DEFAULT_ADAPTERS_DIR = "adapters"
-# Training-only folders of an adapter: never uploaded, never needed to use the adapter.
-PRIVATE_SUBDIRS = ("state", "logs", "checkpoints")
+# Training-only folders of an adapter: never uploaded, never needed to use the adapter. The host
+# trainer writes into these names, so upload exclusion and training output cannot drift apart.
+STATE_SUBDIR = "state"
+LOGS_SUBDIR = "logs"
+CHECKPOINTS_SUBDIR = "checkpoints"
+PRIVATE_SUBDIRS = (STATE_SUBDIR, LOGS_SUBDIR, CHECKPOINTS_SUBDIR)
 EMBEDDINGS_SUBDIR = "embeddings"
 SAMPLES_SUBDIR = "samples"
 FAMILIES = ("sd1", "sd2", "sd2v", "sdxl")
