@@ -117,12 +117,14 @@ class TextEncoderLoRA(nn.Module):
         return params
 
     def kohya_state_dict(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-        """``<name>.lora_down.weight`` [r, in], ``<name>.lora_up.weight`` [out, r], ``<name>.alpha`` (0-dim)."""
+        """``<name>.lora_down.weight`` [r, in], ``<name>.lora_up.weight`` [out, r] in ``dtype``; ``<name>.alpha``
+        (0-dim) always float32: in fp16/bf16 an alpha such as 0.3 would round (bf16: 0.30078125) and every
+        client would scale by a value that ``ss_network_alpha`` does not state."""
         sd: dict[str, torch.Tensor] = {}
         for name, layer in self._layers.items():
             sd[f"{name}.lora_down.weight"] = layer.lora_A[ADAPTER_NAME].weight.detach().to("cpu", dtype).contiguous()
             sd[f"{name}.lora_up.weight"] = layer.lora_B[ADAPTER_NAME].weight.detach().to("cpu", dtype).contiguous()
-            sd[f"{name}.alpha"] = torch.tensor(self.alpha, dtype=dtype)
+            sd[f"{name}.alpha"] = torch.tensor(self.alpha, dtype=torch.float32)
         return sd
 
     @torch.no_grad()

@@ -103,3 +103,15 @@ def test_convert_errors(tmp_path: Path, export_lora: Callable[..., Any]) -> None
     convert_file(path, mid)
     with pytest.raises(ValueError, match="metadata says sd1"):
         convert_file(mid, tmp_path / "z.safetensors", family="sd2")
+
+
+def test_convert_writes_float32_alpha_equal_to_the_metadata(tmp_path: Path, export_lora: Callable[..., Any]) -> None:
+    path, _, _ = export_lora("sd1", alpha=0.3)
+    middle, back = tmp_path / "d" / "mid.safetensors", tmp_path / "k" / "back.safetensors"
+    convert_file(path, middle)
+    convert_file(middle, back, save_dtype=torch.bfloat16)
+    tensors = load_file(str(back))
+    alphas = {(v.dtype, float(v)) for k, v in tensors.items() if k.endswith(".alpha")}
+    assert alphas == {(torch.float32, float(torch.tensor(0.3)))}  # not bf16's 0.30078125
+    assert {v.dtype for k, v in tensors.items() if not k.endswith(".alpha")} == {torch.bfloat16}
+    assert read_header(back)[0]["ss_network_alpha"] == "0.3"  # carried over: exact in float32

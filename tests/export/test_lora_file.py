@@ -60,15 +60,36 @@ def test_save_precision_rejects_unknown() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.bfloat16])
-def test_cast_alpha_too_and_values(dtype: torch.dtype, export_lora: Callable[..., Any]) -> None:
+def test_weights_cast_alpha_float32_and_values(dtype: torch.dtype, export_lora: Callable[..., Any]) -> None:
     path, network, _ = export_lora("sd1", dtype=dtype)
     loaded = load_file(str(path))
-    assert {v.dtype for v in loaded.values()} == {dtype}
+    assert {v.dtype for k, v in loaded.items() if not k.endswith(".alpha")} == {dtype}
     reference = network.kohya_state_dict()
     for key, value in loaded.items():
-        assert torch.equal(value, reference[key].to(dtype)), key
         if key.endswith(".alpha"):
-            assert value.dim() == 0 and float(value) == 2.0
+            assert value.dim() == 0 and value.dtype == torch.float32 and float(value) == 2.0
+        else:
+            assert torch.equal(value, reference[key].to(dtype)), key
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_alpha_equals_ss_network_alpha_exactly_in_any_precision(dtype: torch.dtype, export_lora: Callable[..., Any]) -> None:
+    path, _, _ = export_lora("sd1", dtype=dtype, alpha=0.3)  # bf16 would round 0.3 to 0.30078125
+    alphas = {float(v) for k, v in load_file(str(path)).items() if k.endswith(".alpha")}
+    metadata, _ = read_header(path)
+    assert alphas == {float(torch.tensor(float(metadata["ss_network_alpha"]), dtype=torch.float32))}
+    assert metadata["ss_network_alpha"] == "0.3"
+
+
+def test_writer_refuses_an_alpha_that_is_not_the_stated_one(tmp_path: Path, export_lora: Callable[..., Any]) -> None:
+    path, network, _ = export_lora("sd1", alpha=0.3)
+    metadata, _ = read_header(path)
+    state = network.kohya_state_dict()
+    state = {k: v.to(torch.bfloat16) if k.endswith(".alpha") else v for k, v in state.items()}
+    from textboost_ext.export.lora_file import write_checked_safetensors
+
+    with pytest.raises(ValueError, match=r"ss_network_alpha=0.3 but the alpha tensors hold 0.30078125 \(bfloat16\)"):
+        write_checked_safetensors(tmp_path / "x.safetensors", state, {**metadata, "ss_output_name": "x"})
 
 
 def test_metadata_returned_and_hashes_exact(export_lora: Callable[..., Any]) -> None:

@@ -44,9 +44,9 @@ class FakeTextEncodingStrategy:
 class FakeLoRANetwork(nn.Module):
     """What the adapter uses of sd-scripts' LoRANetwork; ``save_weights`` saves every registered tensor."""
 
-    def __init__(self, text_encoders: list[nn.Module]) -> None:
+    def __init__(self, text_encoders: list[nn.Module], alpha: float = 4.0) -> None:
         super().__init__()
-        self.lora = TextEncoderLoRA(text_encoders, rank=4, alpha=4.0)
+        self.lora = TextEncoderLoRA(text_encoders, rank=4, alpha=alpha)
         self.text_encoder_loras = [SimpleNamespace(lora_name=name) for name in self.lora.module_names()]
         self.multiplier = 1.0
 
@@ -64,7 +64,8 @@ class FakeLoRANetwork(nn.Module):
     def save_weights(self, file: str, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> None:
         from safetensors.torch import save_file
 
-        state = self.lora.kohya_state_dict(dtype or torch.float32)
+        # like sd-scripts: EVERY tensor in the save dtype, alpha included
+        state = {k: v.to(dtype) if dtype else v for k, v in self.lora.kohya_state_dict(torch.float32).items()}
         state.update({k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith("lora.")})
         save_file(state, file, metadata)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import pytest
 import torch
@@ -14,8 +15,10 @@ from textboost_ext.method.captions import (
     build_caption,
     choose_template,
     placeholder_text,
+    named_augmentation,
     resolve_templates,
 )
+from textboost_ext.method.caption_templates import AUGMENTATION_WORDS
 from textboost_ext.method.tokens import placeholder_vector_tokens
 
 SUBJECT = placeholder_text(placeholder_vector_tokens("tbmug", 2))  # "tbmug tbmug_1"
@@ -26,13 +29,38 @@ def test_template_sets() -> None:
     assert DEFAULT_TEMPLATES == ("{}", "a {}", "one {}", "the {}", "photo of a {}")
     assert len(TEXTUAL_INVERSION_TEMPLATES) == 27 == len(set(TEXTUAL_INVERSION_TEMPLATES))
     assert all(t.count("{}") == 1 for t in TEXTUAL_INVERSION_TEMPLATES)
-    assert resolve_templates("textual_inversion") == list(TEXTUAL_INVERSION_TEMPLATES)
-    assert resolve_templates(["textual_inversion"]) == list(TEXTUAL_INVERSION_TEMPLATES)
+    usable = [t for t in TEXTUAL_INVERSION_TEMPLATES if "cropped" not in t and "close-up" not in t]
+    assert len(usable) == 23
+    assert resolve_templates("textual_inversion") == usable  # without the 4 that name a crop or a zoom
+    assert resolve_templates(["textual_inversion"]) == usable
     assert resolve_templates("default") == list(DEFAULT_TEMPLATES)
     assert resolve_templates(["a sketch of {}"]) == ["a sketch of {}"]
     for bad in ("imagenet", [], ["no placeholder"], ["{} and {}"], ["{0} photo"]):
         with pytest.raises(ValueError):
             resolve_templates(bad)
+
+
+@pytest.mark.parametrize("template", ["a cropped photo of a {}", "a close-up photo of the {}", "{}, in black and white"])
+def test_a_template_naming_an_augmentation_is_refused(template: str) -> None:
+    with pytest.raises(ValueError, match="only the augmentations applied to a view may be named"):
+        build_caption(template, "tbmug", None, [], "text", random.Random(0))
+
+
+def test_every_phrase_and_token_init_is_recognised_as_naming_its_augmentation() -> None:
+    for tag, phrase in AUGMENT_PHRASES.items():
+        assert named_augmentation(phrase) == (tag, named_augmentation(phrase)[1]), phrase
+        assert named_augmentation(AUGMENT_TOKENS[tag][1] + " {}")[0] == tag
+
+
+@pytest.mark.parametrize("template_set", ["default", "textual_inversion"])
+def test_text_mode_captions_name_no_augmentation_that_was_not_applied(template_set: str) -> None:
+    rng = random.Random(7)
+    for template in resolve_templates(template_set):
+        for tags in ALL_TAGS:
+            caption = build_caption(template, SUBJECT, "mug", tags, "text", rng)
+            said = {tag for tag, words in AUGMENTATION_WORDS.items()
+                    if any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", caption, re.IGNORECASE) for w in words)}
+            assert said == set(tags), (template, tags, caption)
 
 
 def test_placeholder_text_joins_vectors() -> None:

@@ -98,6 +98,18 @@ def test_jsonl_prompt_file_uses_input_and_output(tmp_path: Path) -> None:
     assert load_prompt_file(path) == ["a dog in a park", "a dog in a snowy park", "a cat in a park", "a lighthouse"]
 
 
+def test_jsonl_skips_null_empty_and_none_fields_like_instructpix2pix_files(tmp_path: Path) -> None:
+    path = tmp_path / "human-written-prompts.jsonl"
+    rows = [{"input": "a red barn", "edit": "remove it", "output": None}, {"input": "a blue boat", "output": "NONE"},
+            {"input": "", "output": "  "}, {"input": None, "output": "a green field"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert load_prompt_file(path) == ["a red barn", "a blue boat", "a green field"]
+    only_gaps = tmp_path / "gaps.jsonl"
+    only_gaps.write_text('{"input": null, "output": "NONE"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="contains no prompts"):
+        load_prompt_file(only_gaps)
+
+
 @pytest.mark.parametrize(
     "name,content,error,match",
     [

@@ -98,6 +98,8 @@ def coerce(name: str, value: object, hint: Any, *, from_text: bool = False) -> o
         if from_text and isinstance(value, list):
             value = ",".join(str(v) for v in value)
         return parse_resolution(value)
+    if name == "caption_templates" and isinstance(value, str):
+        value = [value]  # `caption_templates = "textual_inversion"`: a set name (or one template)
     base, optional = split_optional(hint)
     if value is None:
         if optional:

@@ -34,6 +34,7 @@ from textboost_ext.config.options import (
     parse_optimizer_args,
 )
 from textboost_ext.config.schema import TextBoostConfig, TrainConfig
+from textboost_ext.method.caption_templates import TEMPLATE_SETS, is_template_set_name, named_augmentation
 from textboost_ext.method.token_names import TOKEN_NAME_PATTERN, suggest_token_name, vocabulary_conflict
 from textboost_ext.models.tokenizer import clip_vocab_and_merges  # the shipped CLIP vocabulary, no torch
 
@@ -279,8 +280,11 @@ def check_textboost(cfg: TrainConfig, report: Problems) -> None:
 
 
 def _check_templates(templates: list[str], report: Problems) -> None:
+    if is_template_set_name(templates):
+        return  # a named set ("textual_inversion"); used without its augmentation-naming templates
     if not templates:
-        report.at("caption_templates", "caption_templates must not be empty (e.g. [\"{}\", \"a photo of a {}\"])")
+        report.at("caption_templates", "caption_templates must not be empty (e.g. [\"{}\", \"a photo of a {}\"]) "
+                  f"or the name of a template set ({', '.join(TEMPLATE_SETS)})")
     for template in templates:
         try:
             ok = template.count("{}") == 1 and template.format("x") is not None
@@ -288,7 +292,11 @@ def _check_templates(templates: list[str], report: Problems) -> None:
             ok = False
         if not ok:
             report.at("caption_templates", f"caption_templates: {template!r} must contain exactly one {{}} (where the "
-                      "placeholder goes) and no other braces")
+                      f"placeholder goes) and no other braces, or be the name of a template set ({', '.join(TEMPLATE_SETS)})")
+        elif (named := named_augmentation(template)) is not None:
+            report.at("caption_templates", f"caption_templates: {template!r} says {named[1]!r}, which names the "
+                      f"{named[0]} augmentation on every view, applied or not; TextBoost names each applied "
+                      "augmentation itself, so remove the word from the template")
 
 
 def _check_lora_targets(targets: list[str], report: Problems) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from textboost_ext.export.checklist import ATTENTION_MODULES, group_modules, module_name
 from textboost_ext.export.metadata_checks import detect_family
-from textboost_ext.export.lora_file import write_lora_file
+from textboost_ext.export.lora_file import ALPHA_DTYPE, alpha_matches_metadata, write_lora_file
 from textboost_ext.export.metadata import TrainingInfo, build_metadata
 from textboost_ext.export.safetensors_io import atomic_save_safetensors, load_tensors, read_header
 
@@ -146,14 +146,15 @@ def diffusers_to_kohya(
         prefix = "lora_te2" if te == "text_encoder_2" else ("lora_te1" if family == "sdxl" else "lora_te")
         down, up = parts["lora_down.weight"], parts["lora_up.weight"]
         rank = down.shape[0]
+        # alpha in float32 whatever the weights' dtype (write_lora_file keeps it so): equal to ss_network_alpha
         if "alpha" in parts:
-            alpha = parts["alpha"].to(down.dtype).reshape(())
+            alpha = parts["alpha"].to(ALPHA_DTYPE).reshape(())
         elif recorded_alpha is not None and recorded_scale is not None:
             scale = float(recorded_scale)
             up = up if scale == 1.0 else (up.float() / scale).to(up.dtype)
-            alpha = torch.tensor(float(recorded_alpha), dtype=down.dtype)
+            alpha = torch.tensor(float(recorded_alpha), dtype=ALPHA_DTYPE)
         else:
-            alpha = torch.tensor(float(rank), dtype=down.dtype)
+            alpha = torch.tensor(float(rank), dtype=ALPHA_DTYPE)
         name = module_name(prefix, layer, module)
         sd.update({f"{name}.lora_down.weight": down, f"{name}.lora_up.weight": up, f"{name}.alpha": alpha})
     if recorded_alpha is None and not any("alpha" in p for p in groups.values()):
@@ -170,8 +171,17 @@ def diffusers_to_kohya(
     for key, value in defaults.items():
         meta.setdefault(key, value)
     meta["ss_output_name"] = output_name
-    meta["ss_network_dim"], meta["ss_network_alpha"] = defaults["ss_network_dim"], defaults["ss_network_alpha"]
+    meta["ss_network_dim"] = defaults["ss_network_dim"]
+    if not _states_alpha(meta.get("ss_network_alpha"), first["alpha"]):  # keep a carried "0.3" that is exact
+        meta["ss_network_alpha"] = defaults["ss_network_alpha"]
     return sd, meta, notes
+
+
+def _states_alpha(text: str | None, alpha: torch.Tensor) -> bool:
+    try:
+        return text is not None and alpha_matches_metadata(alpha, text)
+    except ValueError:
+        return False
 
 
 def detect_format(tensors: Mapping[str, torch.Tensor]) -> str:

@@ -44,33 +44,51 @@ def save_precision_dtype(name: str | None) -> torch.dtype:
     return _PRECISIONS[key]
 
 
+ALPHA_DTYPE = torch.float32  # alpha is written in float32 whatever save_precision is (see cast_state_dict)
+
+
 def cast_state_dict(state_dict: Mapping[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Every tensor (alpha included, as kohya does) detached, on the CPU, in ``dtype``, contiguous."""
+    """Every tensor detached, on the CPU, contiguous; the weights in ``dtype``, every ``.alpha`` in float32.
+
+    kohya casts alpha with the weights; in bf16 an alpha of 0.3 becomes 0.30078125, so every client would
+    apply a scale 0.26 % off what ``ss_network_alpha`` says. A float32 scalar costs 4 bytes per module.
+    """
     if dtype not in (torch.float16, torch.float32, torch.bfloat16):
         raise ValueError(f"save dtype {dtype} is not supported; use torch.float16, torch.float32 or torch.bfloat16")
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"state dict entry {key!r} is {type(value).__name__}, expected a torch.Tensor")
-        out[key] = value.detach().to("cpu", dtype).contiguous()
+        out[key] = value.detach().to("cpu", ALPHA_DTYPE if key.endswith(".alpha") else dtype).contiguous()
     return out
 
 
+def alpha_matches_metadata(stored: torch.Tensor, metadata_alpha: str) -> bool:
+    """Exact: the stored alpha equals ``ss_network_alpha`` rounded to float32 (the dtype alpha is written in)."""
+    return float(stored.float()) == float(torch.tensor(float(metadata_alpha), dtype=ALPHA_DTYPE))
+
+
 def check_network_metadata(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> list[CheckResult]:
-    """ss_network_dim / ss_network_alpha must describe the tensors (sd-scripts and UIs display them)."""
+    """ss_network_dim / ss_network_alpha must describe the tensors (sd-scripts and UIs display them); the
+    alpha exactly, since every client scales by the stored value."""
     groups = group_modules(tensors)
     ranks = {int(p["lora_down.weight"].shape[0]) for p in groups.values() if "lora_down.weight" in p}
-    alphas = {float(p["alpha"].float()) for p in groups.values() if "alpha" in p and p["alpha"].dim() == 0}
+    alpha_tensors = [p["alpha"] for p in groups.values() if "alpha" in p and p["alpha"].dim() == 0]
     problems = []
     dim, alpha = metadata.get("ss_network_dim"), metadata.get("ss_network_alpha")
     try:
         if dim is not None and len(ranks) == 1 and int(float(dim)) != next(iter(ranks)):
             problems.append(f"ss_network_dim={dim} but the tensors have rank {next(iter(ranks))}")
-        if alpha is not None and len(alphas) == 1 and abs(float(alpha) - next(iter(alphas))) > 1e-3 * max(1.0, abs(float(alpha))):
-            problems.append(f"ss_network_alpha={alpha} but the alpha tensors hold {next(iter(alphas))}")
+        # several alphas are the "one alpha" check's failure; here the file's one alpha must be the stated one
+        if alpha is not None and len({float(a.float()) for a in alpha_tensors}) == 1:
+            stored = alpha_tensors[0]
+            if not alpha_matches_metadata(stored, alpha):
+                problems.append(f"ss_network_alpha={alpha} but the alpha tensors hold {float(stored.float())!r} "
+                                f"({str(stored.dtype).removeprefix('torch.')}): clients scale by the stored value; "
+                                "store alpha in float32")
     except ValueError:
         problems.append(f"ss_network_dim={dim!r} / ss_network_alpha={alpha!r} are not numbers")
-    return [CheckResult("ss_network_dim/alpha match tensors", not problems, "; ".join(problems))]
+    return [CheckResult("ss_network_dim/alpha match tensors", not problems, "; ".join(problems) or "exact")]
 
 
 def precheck_lora(

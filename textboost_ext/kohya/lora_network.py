@@ -12,7 +12,8 @@ the global ``weight_decay`` of ``--optimizer_args``); ``get_trainable_params`` l
 gradient clipping (as the built-in host clips only the LoRA); ``save_weights`` detaches the holder
 while sd-scripts writes the LoRA file (so that file holds only ``lora_te*`` keys and its ``sshs_*``
 hashes describe exactly what is written; ``ss_output_name`` is set to the file's stem, which checkpoints
-otherwise lack), then calls back to write the embedding files beside it.
+otherwise lack), rewrites the file's alphas in float32 (:func:`restore_float32_alphas`), then calls back
+to write the embedding files beside it.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def wrap_save_weights(
         finally:
             if holder is not None:
                 network.add_module(EMBEDDING_MODULE, holder)
+        restore_float32_alphas(Path(file))
         after_save(Path(file), dtype)
 
     network.save_weights = save_weights
@@ -118,3 +120,37 @@ def restore_rows(rows: list[nn.Parameter], dtype: torch.dtype) -> None:
             param.data = param.data.to(dtype)
         if not param.requires_grad:
             param.requires_grad_(True)
+
+
+def restore_float32_alphas(file: Path) -> bool:
+    """Store every ``.alpha`` of sd-scripts' LoRA file in float32, equal to ``ss_network_alpha``.
+
+    sd-scripts casts alpha with the weights (``--save_precision bf16`` turns 0.3 into 0.30078125, a scale
+    0.26 % off what the metadata and the training used). Each alpha is replaced only when it is
+    ``ss_network_alpha`` rounded to its stored dtype (a precision loss, never a different value); the
+    ``sshs_*`` hashes are recomputed for the new tensors, and the file is replaced atomically. Returns
+    True if the file was rewritten.
+    """
+    from textboost_ext.export.hashes import kohya_hashes
+    from textboost_ext.export.lora_file import ALPHA_DTYPE
+    from textboost_ext.export.safetensors_io import atomic_save_safetensors, load_tensors, read_header
+
+    metadata, _ = read_header(file)
+    stated = metadata.get("ss_network_alpha")
+    tensors = load_tensors(file)
+    alpha_keys = [k for k, v in tensors.items() if k.endswith(".alpha") and v.dtype != ALPHA_DTYPE]
+    if stated is None or not alpha_keys:
+        return False
+    try:
+        exact = torch.tensor(float(stated), dtype=ALPHA_DTYPE)
+    except ValueError:
+        return False  # not a number: verify reports it
+    if any(not torch.equal(tensors[k], exact.to(tensors[k].dtype)) for k in alpha_keys):
+        return False  # a per-module alpha that is not the stated one: leave it for verify to report
+    for key in alpha_keys:
+        tensors[key] = exact.clone()
+    text = {k: v for k, v in metadata.items() if isinstance(v, str)}
+    if "sshs_model_hash" in text or "sshs_legacy_hash" in text:
+        text["sshs_model_hash"], text["sshs_legacy_hash"] = kohya_hashes(tensors, text)
+    atomic_save_safetensors(file, tensors, text)
+    return True

@@ -24,42 +24,17 @@ from typing import Literal
 import torch
 
 from textboost_ext.method.augment import AUGMENT_PHRASES, AUGMENT_TOKENS
+from textboost_ext.method.caption_templates import (  # noqa: F401  (re-exported: part of this API)
+    DEFAULT_TEMPLATES,
+    TEMPLATE_SETS,
+    TEXTUAL_INVERSION_TEMPLATES,
+    is_template_set_name,
+    named_augmentation,
+    template_set,
+)
 
 CaptionMode = Literal["token", "text"]
 CAPTION_MODES: tuple[str, ...] = ("token", "text")
-
-DEFAULT_TEMPLATES: tuple[str, ...] = ("{}", "a {}", "one {}", "the {}", "photo of a {}")
-# The 27 generic object templates popularised by textual inversion.
-TEXTUAL_INVERSION_TEMPLATES: tuple[str, ...] = (
-    "a photo of a {}",
-    "a rendering of a {}",
-    "a cropped photo of the {}",
-    "the photo of a {}",
-    "a photo of a clean {}",
-    "a photo of a dirty {}",
-    "a dark photo of the {}",
-    "a photo of my {}",
-    "a photo of the cool {}",
-    "a close-up photo of a {}",
-    "a bright photo of the {}",
-    "a cropped photo of a {}",
-    "a photo of the {}",
-    "a good photo of the {}",
-    "a photo of one {}",
-    "a close-up photo of the {}",
-    "a rendition of the {}",
-    "a photo of the clean {}",
-    "a rendition of a {}",
-    "a photo of a nice {}",
-    "a good photo of a {}",
-    "a photo of the nice {}",
-    "a photo of the small {}",
-    "a photo of the weird {}",
-    "a photo of the large {}",
-    "a photo of a cool {}",
-    "a photo of a small {}",
-)
-TEMPLATE_SETS: dict[str, tuple[str, ...]] = {"default": DEFAULT_TEMPLATES, "textual_inversion": TEXTUAL_INVERSION_TEMPLATES}
 
 _PREFIX_TAGS = ("collage", "zoom-out")  # text mode: phrases that go before the caption
 _ARTICLES = ("a", "an", "one", "the")
@@ -70,15 +45,15 @@ def resolve_templates(templates: str | Sequence[str]) -> list[str]:
     """A named set (``"default"``, ``"textual_inversion"``) or a list of templates, validated.
 
     A one-element list holding a set name (``["textual_inversion"]``, as TOML configs write it) is
-    resolved too.
+    resolved too. A named set comes without its templates that name an augmentation ("a cropped photo
+    of a {}"): a caption may name only the augmentations applied (``caption_templates``).
     """
+    name = is_template_set_name(templates)
+    if name is not None:
+        return template_set(name)
     if isinstance(templates, str):
-        if templates not in TEMPLATE_SETS:
-            raise ValueError(f"caption_templates: unknown template set {templates!r}; use one of {sorted(TEMPLATE_SETS)} or a list of templates containing '{{}}'")
-        return list(TEMPLATE_SETS[templates])
+        raise ValueError(f"caption_templates: unknown template set {templates!r}; use one of {sorted(TEMPLATE_SETS)} or a list of templates containing '{{}}'")
     templates = list(templates)
-    if len(templates) == 1 and templates[0] in TEMPLATE_SETS:
-        return list(TEMPLATE_SETS[templates[0]])
     if not templates:
         raise ValueError("caption_templates: empty list; give at least one template such as 'a photo of a {}'")
     for template in templates:
@@ -114,6 +89,10 @@ def build_caption(
     ``random.Random`` or ``torch.Generator``) is drawn once per tag in token mode, never in text mode.
     """
     _check_template(template)
+    named = named_augmentation(template)
+    if named is not None:  # the caption would name an augmentation whether or not the view has it
+        raise ValueError(f"caption template {template!r} says {named[1]!r} (the {named[0]} augmentation); only the "
+                         "augmentations applied to a view may be named, and they name themselves")
     if mode not in CAPTION_MODES:
         raise ValueError(f"augment_mode: unknown mode {mode!r}; use one of {CAPTION_MODES}")
     unknown = [t for t in tags if t not in AUGMENT_TOKENS]

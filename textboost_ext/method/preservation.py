@@ -19,6 +19,7 @@ import torch.nn.functional as F
 KpKind = Literal["cosine", "mse"]
 KP_KINDS: tuple[str, ...] = ("cosine", "mse")
 SHIPPED_PROMPTS = "data/preservation_prompts.txt"  # inside textboost_ext.method
+JSONL_NO_CAPTION = "NONE"
 CLASS_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a photo of the {}", "a good photo of a {}", "a close-up photo of a {}")
 
 
@@ -77,8 +78,9 @@ def padding_mask(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
 # ---- prompt files ---------------------------------------------------------------------------------
 def load_prompt_file(path: str | Path) -> list[str]:
     """Prompts from ``.txt`` (one per line; blank lines and ``#`` comments skipped) or ``.jsonl``
-    (InstructPix2Pix style: both the ``input`` and ``output`` fields of each line). Stripped,
-    de-duplicated in first-seen order. Raises ``ValueError``/``FileNotFoundError`` naming the file."""
+    (InstructPix2Pix style: both the ``input`` and ``output`` fields of each line; a null, empty or
+    ``"NONE"`` field is skipped). Stripped, de-duplicated in first-seen order. Raises
+    ``ValueError``/``FileNotFoundError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"preservation_prompts: file {str(path)!r} not found; give a .txt or .jsonl file, or leave it unset for the shipped set")
@@ -126,10 +128,13 @@ def _parse_jsonl(text: str, source: str) -> list[str]:
         if not fields:
             raise ValueError(f"preservation_prompts: {source} line {number} has neither an 'input' nor an 'output' field")
         for value in fields:
+            if value is None:
+                continue  # InstructPix2Pix writes "output": null for edits without a caption
             if not isinstance(value, str):
                 raise ValueError(f"preservation_prompts: {source} line {number}: 'input'/'output' must be strings, got {type(value).__name__}")
             found.append(value.strip())
-    return _dedupe(p for p in found if p)
+    # "NONE" is InstructPix2Pix's other spelling of "no caption" (the official loader skips it too)
+    return _dedupe(p for p in found if p and p != JSONL_NO_CAPTION)
 
 
 def _dedupe(prompts: Iterator[str] | Sequence[str]) -> list[str]:
