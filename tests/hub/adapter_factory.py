@@ -48,7 +48,7 @@ def tiny_lora_state(family: str, rank: int = 4, seed: int = 0) -> dict[str, torc
                 name = kohya_module_name(prefix, layer, kind)
                 sd[f"{name}.lora_down.weight"] = (torch.randn(rank, d_in, generator=gen) / rank).half()
                 sd[f"{name}.lora_up.weight"] = (torch.randn(d_out, rank, generator=gen) * 0.02).half()
-                sd[f"{name}.alpha"] = torch.tensor(float(rank), dtype=torch.float16)
+                sd[f"{name}.alpha"] = torch.tensor(float(rank))  # float32, as every exported file has it
     return sd
 
 
@@ -81,7 +81,7 @@ def real_dims_sd1_state(rank: int = 4, seed: int = 0) -> dict[str, torch.Tensor]
             name = f"lora_te_text_model_encoder_layers_{layer}_{mod}"
             sd[f"{name}.lora_down.weight"] = (torch.randn(rank, d_in, generator=gen) / rank).half()
             sd[f"{name}.lora_up.weight"] = (torch.randn(d_out, rank, generator=gen) * 0.01).half()
-            sd[f"{name}.alpha"] = torch.tensor(float(rank)).half()
+            sd[f"{name}.alpha"] = torch.tensor(float(rank))
     return sd
 
 
