@@ -7,12 +7,14 @@ The same object drives the built-in host (``textboost_ext.host``) and kohya sd-s
 - paired image augmentation + captions that name exactly the augmentations applied,
 - SNR-weighted timestep sampling (replacing the host's uniform draw),
 - the knowledge-preservation loss against the same encoder with its LoRA switched off (multiplier 0),
-  whose outputs are cached per prompt,
+  whose outputs are cached per prompt; its prompt draws come from a generator of its own, seeded from
+  the run seed, so a λ = 0 run and a λ > 0 run see the same views, captions, noise and timesteps,
 - an optimizer layout of two groups: LoRA (weight decay) and new embedding rows (no weight decay).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ class TextBoostExtension(TrainerExtension):
         self.alphas_cumprod: torch.Tensor | None = None  # the schedule, for samplers over another range
         self.kp_prompts: PreservationPromptSampler | None = None
         self.kp_cache: OriginalOutputCache | None = None
+        self.kp_generator: torch.Generator | None = None  # KP prompt draws only: never the host's stream
         self._last: dict[str, float] = {}
 
     # ---- before training -------------------------------------------------------------------
@@ -120,6 +123,7 @@ class TextBoostExtension(TrainerExtension):
         )
         prompts = load_prompt_file(tb.preservation_prompts) if tb.preservation_prompts else shipped_prompts()
         self.kp_prompts = PreservationPromptSampler(prompts, tb.class_noun, empty_p=tb.kpl_empty_p, class_p=tb.kpl_class_p)
+        self.kp_generator = torch.Generator().manual_seed(stream_seed(ctx.config.seed, ctx.process_index, "kp"))
         self.kp_cache = OriginalOutputCache(lambda p: self._original_outputs(ctx, p), enabled=tb.kpl_cache)
 
     def prepare_optimizer_params(
@@ -162,8 +166,10 @@ class TextBoostExtension(TrainerExtension):
         if tb.kpl_weight <= 0:
             self._last["loss/kp_raw"] = 0.0
             return {}
-        assert self.kp_prompts is not None and self.kp_cache is not None
-        prompts = self.kp_prompts.sample(len(batch.captions), generator)
+        assert self.kp_prompts is not None and self.kp_cache is not None and self.kp_generator is not None
+        # its own stream: drawing from ``generator`` would shift every later augmentation, noise and
+        # timestep draw of the host whenever λ > 0, and an ablation of λ would measure more than λ
+        prompts = self.kp_prompts.sample(len(batch.captions), self.kp_generator)
         original = self.kp_cache.get(prompts, device=ctx.device)
         adapted = ctx.encode_prompts(prompts)
         mask = self._padding_mask(ctx, prompts) if tb.kpl_mask_padding else None
@@ -270,6 +276,9 @@ class TextBoostExtension(TrainerExtension):
         noun = f" {self.tb.class_noun}" if self.tb.class_noun else ""
         return f"{self.tb.placeholder_token}{noun}"
 
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"kp": self.kp_generator} if self.kp_generator is not None else {}
+
     def state_dict(self) -> dict[str, Any]:
         return {"new_rows": [ext.new_rows.detach().cpu().clone() for ext in self.embeddings]}
 
@@ -284,3 +293,8 @@ class TextBoostExtension(TrainerExtension):
                                      "placeholder_token/initializer/augment settings must match the interrupted run")
                 ext.new_rows.copy_(saved.to(ext.new_rows))
 
+
+def stream_seed(seed: int, process_index: int, stream: str) -> int:
+    """A seed for one named random stream of one process, independent of the host's ``seed + rank``."""
+    digest = hashlib.sha256(f"{int(seed)}/{int(process_index)}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

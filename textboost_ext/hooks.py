@@ -42,7 +42,8 @@ class HostContext:
     ``encode_prompts(captions)`` returns the conditioning the UNet consumes, as a list of tensors:
     SD 1.x/2.x ``[hidden]`` ([B, 77, D]); SDXL ``[hidden_te1, hidden_te2, pooled_te2]``. It runs with
     grad enabled when the caller has grad enabled, through the network's current multiplier.
-    ``network`` exposes ``set_multiplier(float)`` and ``trainable_parameters()``.
+    ``network`` exposes ``set_multiplier(float)`` and ``trainable_parameters()``. ``process_index``: this
+    process's rank (an extension seeds its own random streams from the run seed and it).
     """
 
     config: Any
@@ -51,6 +52,7 @@ class HostContext:
     device: torch.device
     encode_prompts: Callable[[list[str]], list[torch.Tensor]]
     weight_dtype: torch.dtype = torch.float32
+    process_index: int = 0
 
 
 class TrainerExtension:
@@ -115,6 +117,11 @@ class TrainerExtension:
     def trigger_phrase(self) -> str | None:
         """What a user types to get the subject (A1111 'activation text')."""
         return None
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """The extension's own random streams (this process's), saved and restored with the host's RNG
+        state, so that a resumed run draws what an uninterrupted one would."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Extension state for ``save_state`` / ``resume`` (trained embedding rows etc.)."""

@@ -1,8 +1,9 @@
 """The host with the real TextBoost extension: a resumed run equals an uninterrupted one.
 
-The extension draws augmentations, templates, KP prompts and timesteps from the host's generator and
-keeps trained embedding rows in its own state, so this checks the two halves of the resume contract
-together (with 8-bit AdamW and gradient checkpointing, as recommended for real runs).
+The extension draws augmentations, templates and timesteps from the host's generator, KP prompts from
+its own (saved with the host's RNG state), and keeps trained embedding rows in its own state, so this
+checks every part of the resume contract together (with 8-bit AdamW and gradient checkpointing, as
+recommended for real runs).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Choices worth knowing:
   parameter are averaged after backward (:func:`~textboost_ext.host.optim.average_gradients`). Only
   the main process saves, samples and logs.
 - All step randomness (VAE sampling, noise, timesteps, caption shuffling, the extension's
-  augmentations) comes from one ``torch.Generator`` per process, saved with the training state, and
-  the data order is a function of the step count: a resumed run reproduces an uninterrupted one.
+  augmentations) comes from one ``torch.Generator`` per process, saved with the training state (with
+  the extension's own streams, ``ext.generators()``), and the data order is a function of the step
+  count: a resumed run reproduces an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class HostTrainer:
             from safetensors.torch import load_file
 
             self.network.load_kohya_state_dict(load_file(cfg.network_weights), source=cfg.network_weights)
-        self.ctx = HostContext(cfg, self.model, self.network, self.device, self.encode_prompts, self.weight_dtype)
+        self.ctx = HostContext(cfg, self.model, self.network, self.device, self.encode_prompts, self.weight_dtype,
+                               process_index=acc.process_index)
         self.ext.post_process_network(self.ctx)
         self._prepare_text_encoders_for_training()  # after post_process_network: it may resize embeddings
 
@@ -204,13 +206,17 @@ class HostTrainer:
             acc.scaler.load_state_dict(state.optimizer["scaler"])
         self.lr_scheduler.load_state_dict(state.lr_scheduler)
         self.ext.load_state_dict(state.extension)
-        restore_rng_state(state.rng_states[acc.process_index], {"train": self.generator})
+        restore_rng_state(state.rng_states[acc.process_index], self._generators())
         changed = {k: (state.data_state.get(k), v) for k, v in self._data_settings().items() if state.data_state.get(k) != v}
         if changed:  # allowed (kohya allows it), but the run can no longer match an uninterrupted one
             logger.warning("resume: data settings changed since the state was saved %s; the image order and "
                            "noise will differ from an uninterrupted run", changed)
         logger.info("resumed from %s at step %d", state.path, state.step)
         return state.step
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        """Every random stream of this process that a resume must continue: the host's and the extension's."""
+        return {"train": self.generator} | {f"extension.{k}": g for k, g in self.ext.generators().items()}
 
     def _data_settings(self) -> dict[str, int]:
         """What the data order depends on besides the step count."""
@@ -361,7 +367,7 @@ class HostTrainer:
         from accelerate.utils import gather_object
 
         acc = self.accelerator
-        rng = capture_rng_state({"train": self.generator})
+        rng = capture_rng_state(self._generators())
         rng_states = gather_object([rng]) if acc.num_processes > 1 else [rng]
         if acc.is_main_process:
             optimizer_state = {"optimizer": self.optimizer.state_dict(), "scaler": acc.scaler.state_dict() if acc.scaler else None}

@@ -105,7 +105,7 @@ class TextBoostTrainerMixin:
                                            str(args.pretrained_model_name_or_path))
             self.generator = torch.Generator().manual_seed(int(args.seed) + int(accelerator.process_index))
             self.ctx = HostContext(self.config_view, model, network, accelerator.device, self._encode_prompts,
-                                   context.weight_dtype_of(args))
+                                   context.weight_dtype_of(args), process_index=int(accelerator.process_index))
             self.extension.post_process_network(self.ctx)
         except ValueError as err:
             raise TextBoostArgumentError(str(err)) from None
