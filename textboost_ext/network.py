@@ -8,6 +8,7 @@ and module kind, NOT from the module path: transformers 5 dropped the ``text_mod
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 
@@ -26,6 +27,7 @@ KOHYA_MODULE_SUFFIX = {
     "mlp.fc1": "mlp_fc1",
     "mlp.fc2": "mlp_fc2",
 }
+logger = logging.getLogger(__name__)
 _LAYER_PATH = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.((?:self_attn|mlp)\.\w+)$")
 ADAPTER_NAME = "default"
 
@@ -59,7 +61,10 @@ class TextEncoderLoRA(nn.Module):
         rank: int = 4,
         alpha: float = 4.0,
         targets: Sequence[str] = LORA_TARGETS,
+        layer_counts: Sequence[int] | None = None,
     ) -> None:
+        """``layer_counts``: per encoder, adapt only its first ``n`` layers (those whose output reaches the
+        conditioning, ``models.conditioning.conditioning_layer_counts``); None adapts every layer."""
         super().__init__()
         from peft import LoraConfig, inject_adapter_in_model
         from peft.tuners.lora import LoraLayer
@@ -73,11 +78,13 @@ class TextEncoderLoRA(nn.Module):
         self.alpha = float(alpha)
         self.targets = list(targets)
         self.prefixes = te_prefixes(len(text_encoders))
+        self.layer_counts = _layer_counts(text_encoders, layer_counts)
         self.multiplier = 1.0
-        # N(0, 1/r^2) for A ("gaussian" in peft), zeros for B: the adapted model equals the original at step 0
-        config = LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=self.targets, init_lora_weights="gaussian", lora_dropout=0.0)
         self._layers: dict[str, LoraLayer] = {}
-        for prefix, encoder in zip(self.prefixes, text_encoders):
+        for prefix, encoder, count in zip(self.prefixes, text_encoders, self.layer_counts):
+            # N(0, 1/r^2) for A ("gaussian" in peft), zeros for B: the adapted model equals the original at step 0
+            config = LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=_target_pattern(self.targets, count),
+                                init_lora_weights="gaussian", lora_dropout=0.0)
             inject_adapter_in_model(config, encoder, adapter_name=ADAPTER_NAME)
             for path, module in encoder.named_modules():
                 if not isinstance(module, LoraLayer):
@@ -127,15 +134,27 @@ class TextEncoderLoRA(nn.Module):
             sd[f"{name}.alpha"] = torch.tensor(self.alpha, dtype=torch.float32)
         return sd
 
+    def trained_layers(self) -> dict[str, list[int]]:
+        """``{kohya prefix: [layer indices]}`` of the adapted layers (recorded in the file's metadata)."""
+        return {prefix: list(range(count)) for prefix, count in zip(self.prefixes, self.layer_counts)}
+
     @torch.no_grad()
     def load_kohya_state_dict(self, sd: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
-        """Load weights saved by ``kohya_state_dict`` (warm start, resume). Every key must match."""
+        """Load weights saved by ``kohya_state_dict`` (warm start, resume). Every key must match, except that
+        modules this network does not create are skipped when they are exact no-ops (all-zero ``lora_up``
+        or ``lora_down``): files exported before dead layers were left out carry them."""
         expected = set(self.kohya_state_dict().keys())
+        noop = _noop_modules({k: v for k, v in sd.items() if k not in expected})
+        if noop:
+            logger.warning("%s: skipping %d module(s) of layers this network does not adapt (all zero in the file, "
+                           "no effect), e.g. %s", source, len(noop), sorted(noop)[0])
+            sd = {k: v for k, v in sd.items() if k.partition(".")[0] not in noop}
         missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
         if missing or unexpected:
             raise ValueError(
-                f"{source}: LoRA keys do not match this network (rank {self.rank}, targets {self.targets}): "
-                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+                f"{source}: LoRA keys do not match this network (rank {self.rank}, targets {self.targets}, layers "
+                f"{_ranges(self.trained_layers())}): {len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} "
+                f"unexpected (e.g. {unexpected[:2]})"
             )
         for name, layer in self._layers.items():
             down, up = sd[f"{name}.lora_down.weight"], sd[f"{name}.lora_up.weight"]
@@ -147,3 +166,33 @@ class TextEncoderLoRA(nn.Module):
             file_alpha = float(sd[f"{name}.alpha"])
             if abs(file_alpha - self.alpha) > 1e-6 * max(1.0, self.alpha):
                 raise ValueError(f"{source}: {name}.alpha is {file_alpha}, network_alpha is {self.alpha}; set network_alpha to match")
+
+
+def _layer_counts(text_encoders: Sequence[nn.Module], counts: Sequence[int] | None) -> list[int]:
+    totals = [int(te.config.num_hidden_layers) for te in text_encoders]
+    if counts is None:
+        return totals
+    counts = [int(c) for c in counts]
+    if len(counts) != len(totals) or any(not 1 <= c <= t for c, t in zip(counts, totals)):
+        raise ValueError(f"layer_counts {counts} must give 1..n layers for each of the encoders' {totals} layers")
+    return counts
+
+
+def _target_pattern(targets: Sequence[str], layer_count: int) -> str:
+    """A peft ``target_modules`` regex (matched against the whole module path) for the targets of layers
+    ``0..layer_count-1`` (the path may or may not have transformers 4's ``text_model.`` level)."""
+    layers = "|".join(str(i) for i in range(layer_count))
+    kinds = "|".join(re.escape(t) for t in targets)
+    return rf"(?:.*\.)?encoder\.layers\.(?:{layers})\.(?:self_attn|mlp)\.(?:{kinds})"
+
+
+def _noop_modules(sd: dict[str, torch.Tensor]) -> set[str]:
+    """Module names whose up or down weight is all zero (the module adds nothing)."""
+    names = {key.partition(".")[0] for key in sd}
+    return {name for name in names
+            if any(key in sd and not bool(sd[key].float().abs().sum()) for key in
+                   (f"{name}.lora_up.weight", f"{name}.lora_down.weight"))}
+
+
+def _ranges(layers: dict[str, list[int]]) -> str:
+    return ", ".join(f"{prefix} {ids[0]}-{ids[-1]}" if ids else f"{prefix} none" for prefix, ids in layers.items())

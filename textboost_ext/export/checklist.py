@@ -30,9 +30,12 @@ SAVE_DTYPES = (torch.float16, torch.float32, torch.bfloat16)
 
 @dataclass
 class CheckResult:
+    """One checklist item. ``warn``: passed, but something the user should see (shown as WARN)."""
+
     name: str
     ok: bool
     detail: str = ""
+    warn: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,23 @@ def check_lora_tensors(
     results += _check_parts(groups)
     results += _check_values(tensors)
     results.append(check_attention_complete(groups))
+    results.append(check_zero_modules(groups))
     return results
+
+
+def check_zero_modules(groups: Mapping[tuple[str, int, str], dict[str, torch.Tensor]]) -> CheckResult:
+    """A warning, not a failure: modules whose ``lora_up`` or ``lora_down`` is all zero add nothing.
+
+    Clients still load and count them (e.g. "258/264 modules applied" looks like a broken file), and for
+    a trained adapter they point at a layer the training never reached (one past the conditioning read).
+    """
+    zero = [module_name(*key) for key, parts in sorted(groups.items())
+            if any(part in parts and parts[part].dim() == 2 and not bool(parts[part].float().abs().sum())
+                   for part in ("lora_up.weight", "lora_down.weight"))]
+    if not zero:
+        return CheckResult("no all-zero modules", True, "every module changes its layer")
+    return CheckResult("no all-zero modules", True, f"{len(zero)} module(s) are all zero (no effect; untrained or "
+                       f"never reached by the conditioning): {few(zero, 6)}", warn=True)
 
 
 def check_attention_complete(groups: Mapping[tuple[str, int, str], Any]) -> CheckResult:

@@ -24,6 +24,9 @@ SAI_MODEL_SPEC_VERSION = "1.0.0"
 IMPL_DIFFUSERS = "diffusers"
 IMPL_STABILITY = "https://github.com/Stability-AI/generative-models"
 FORBIDDEN_METADATA_KEYS = ("lora_adapter_metadata",)
+# the text-encoder layers the file adapts, per kohya prefix: {"lora_te1": "0-10", "lora_te2": "0-31"}
+LORA_LAYERS_KEY = "ss_textboost_lora_layers"
+_MODULE_LAYER = re.compile(r"^(lora_te\d?)_text_model_encoder_layers_(\d+)_")
 _TEXTBOOST_KEY = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -160,3 +163,30 @@ def modelspec(info: TrainingInfo, adapter: str = "lora") -> dict[str, str]:
     if info.trigger_phrase:
         spec["modelspec.trigger_phrase"] = info.trigger_phrase
     return spec
+
+
+def module_layer(name: str) -> tuple[str, int]:
+    """``(prefix, layer index)`` of a kohya text-encoder module name ("lora_te1_text_model_encoder_layers_3_...")."""
+    match = _MODULE_LAYER.match(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a kohya text-encoder module name")
+    return match.group(1), int(match.group(2))
+
+
+def lora_layers_value(module_names: list[str]) -> str:
+    """``LORA_LAYERS_KEY``'s value for a file with these kohya module names (JSON; ranges like "0-10")."""
+    layers: dict[str, set[int]] = {}
+    for name in module_names:
+        prefix, layer = module_layer(name)
+        layers.setdefault(prefix, set()).add(layer)
+    return json.dumps({prefix: _ranges(sorted(ids)) for prefix, ids in sorted(layers.items())}, sort_keys=True)
+
+
+def _ranges(ids: list[int]) -> str:
+    spans: list[list[int]] = []
+    for i in ids:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)

@@ -46,14 +46,18 @@ class VerifyReport:
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.ok]
 
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.ok and c.warn]
+
     def format_table(self) -> str:
         width = max([len(c.name) for c in self.checks] + [5])
         lines = [f"{self.path}  ({self.kind}, family: {self.family or 'unknown'})", f"{'':6}{'check':<{width}}  detail"]
         for c in self.checks:
-            lines.append(f"{'PASS' if c.ok else 'FAIL':<6}{c.name:<{width}}  {c.detail}")
-        failed = self.failures()
-        lines.append(f"OK: all {len(self.checks)} checks passed" if self.ok else
-                     f"FAILED: {len(failed)} of {len(self.checks)} checks: {', '.join(c.name for c in failed)}")
+            lines.append(f"{'FAIL' if not c.ok else 'WARN' if c.warn else 'PASS':<6}{c.name:<{width}}  {c.detail}")
+        failed, warned = self.failures(), self.warnings()
+        warning_note = f" ({len(warned)} warning(s): {', '.join(c.name for c in warned)})" if warned else ""
+        lines.append(f"OK: all {len(self.checks)} checks passed{warning_note}" if self.ok else
+                     f"FAILED: {len(failed)} of {len(self.checks)} checks: {', '.join(c.name for c in failed)}{warning_note}")
         return "\n".join(lines)
 
 

@@ -35,6 +35,7 @@ from textboost_ext.host import diffusion, output, saving
 from textboost_ext.host.checkpoint import capture_rng_state, load_state, restore_rng_state, save_state
 from textboost_ext.host.optim import average_gradients, build_lr_scheduler, build_optimizer, split_optimizer_args
 from textboost_ext.host.sampling import SamplePrompt, generate_samples, log_samples, parse_prompts_file
+from textboost_ext.models.conditioning import conditioning_layer_counts
 from textboost_ext.network import TextEncoderLoRA
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,10 @@ class HostTrainer:
         self.device, self.weight_dtype = acc.device, WEIGHT_DTYPES[cfg.mixed_precision]
         self.generator = torch.Generator().manual_seed(cfg.seed + acc.process_index)
         self.model = self._load_frozen_model()
-        self.network = TextEncoderLoRA(self.model.text_encoders, cfg.network_dim, cfg.network_alpha, cfg.textboost.lora_targets)
+        # LoRA only where it can train: layers whose output reaches the conditioning (clip_skip, SDXL's reads)
+        layer_counts = conditioning_layer_counts(self.model.family, self.model.text_encoders, cfg.clip_skip)
+        self.network = TextEncoderLoRA(self.model.text_encoders, cfg.network_dim, cfg.network_alpha,
+                                       cfg.textboost.lora_targets, layer_counts)
         for te in self.model.text_encoders:
             te.to(self.device)  # fp32: the LoRA (and any embedding rows an extension trains) must stay fp32
         if cfg.network_weights:  # warm start from a LoRA file: weights only, step 0, fresh optimizer

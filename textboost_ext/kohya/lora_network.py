@@ -44,6 +44,27 @@ def keep_lora_targets(network: Any, targets: list[str]) -> int:
     return len(before) - len(network.text_encoder_loras)
 
 
+def keep_conditioning_layers(network: Any, layer_counts: list[int]) -> int:
+    """Drop text-encoder LoRA modules of layers whose output never reaches the conditioning (before
+    ``apply_to``): they cannot train and would be exported all-zero (SDXL encoder 1's last layer, the
+    layers after a clip_skip read). ``layer_counts`` per encoder, from ``conditioning_layer_counts``.
+    Returns the number of modules dropped."""
+    from textboost_ext.export.metadata import module_layer
+    from textboost_ext.network import te_prefixes
+
+    limits = dict(zip(te_prefixes(len(layer_counts)), layer_counts))
+    before = list(network.text_encoder_loras)
+    kept = []
+    for lora in before:
+        prefix, layer = module_layer(lora.lora_name)
+        if prefix not in limits:
+            raise ValueError(f"LoRA module {lora.lora_name} has prefix {prefix}_, expected one of {sorted(limits)}")
+        if layer < limits[prefix]:
+            kept.append(lora)
+    network.text_encoder_loras = kept
+    return len(before) - len(kept)
+
+
 def attach_embedding_rows(network: nn.Module, groups: list[dict[str, Any]]) -> list[nn.Parameter]:
     """Register the extension's extra optimizer groups' parameters on ``network`` and append the groups
     to the network's ``prepare_optimizer_params`` result. Returns the attached parameters."""

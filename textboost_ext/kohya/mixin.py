@@ -34,11 +34,13 @@ from typing import Any
 import torch
 
 from textboost_ext.config.schema import TextBoostConfig
+from textboost_ext.export.metadata import LORA_LAYERS_KEY, lora_layers_value
 from textboost_ext.hooks import HostContext, StepBatch, TrainerExtension
 from textboost_ext.kohya import args as tb_args
 from textboost_ext.kohya import context, lora_network, saving, tiny_unet
 from textboost_ext.kohya.args import TextBoostArgumentError
 from textboost_ext.kohya.record import StepRecorder
+from textboost_ext.models.conditioning import conditioning_layer_counts
 
 
 class TextBoostTrainerMixin:
@@ -97,9 +99,11 @@ class TextBoostTrainerMixin:
         assert self.extension is not None and self.config_view is not None, "assert_extra_args runs first"
         self._args, self._accelerator, self._text_encoders = args, accelerator, list(text_encoders)
         try:
-            lora_network.keep_lora_targets(network, list(self.config_view.textboost.lora_targets))
-            scheduler = self.get_noise_scheduler(args, torch.device("cpu"))  # the schedule sd-scripts will train with
             family = context.model_family(args, bool(getattr(self, "is_sdxl", False)))
+            lora_network.keep_lora_targets(network, list(self.config_view.textboost.lora_targets))
+            clip_skip = None if family == "sdxl" else getattr(args, "clip_skip", None)  # sd-scripts ignores it for SDXL
+            lora_network.keep_conditioning_layers(network, conditioning_layer_counts(family, list(text_encoders), clip_skip))
+            scheduler = self.get_noise_scheduler(args, torch.device("cpu"))  # the schedule sd-scripts will train with
             model = context.describe_model(family, self.get_tokenizers(self.current_tokenize_strategy()), list(text_encoders),
                                            unet, self._vae, scheduler, bool(args.v_parameterization),
                                            str(args.pretrained_model_name_or_path))
@@ -122,6 +126,8 @@ class TextBoostTrainerMixin:
     def update_metadata(self, metadata: dict[str, Any], args: Any) -> None:
         super().update_metadata(metadata, args)
         if self.ctx is not None and self.extension is not None:
+            network = self.ctx.network
+            metadata[LORA_LAYERS_KEY] = lora_layers_value([lora.lora_name for lora in network.text_encoder_loras])
             self.extension.update_metadata(self.ctx, metadata)
 
     # ---- every step --------------------------------------------------------------------------

@@ -64,3 +64,25 @@ def encode_prompt_conditioning(
         raise ValueError(f"clip_skip must be between 1 and the encoder's {layers} layers, got {clip_skip}")
     hidden = te(ids, output_hidden_states=True).hidden_states[-clip_skip]
     return [_text_transformer(te).final_layer_norm(hidden)]
+
+
+def conditioning_layer_counts(family: str, text_encoders: Sequence[Any], clip_skip: int | None = None) -> list[int]:
+    """Per encoder, how many leading layers have an output that reaches the conditioning above.
+
+    A LoRA on a later layer can never train (no gradient reaches it) and would be exported all-zero:
+    SD 1.x/2.x with ``clip_skip=k`` read the output of layer ``n - k`` (layers ``0..n-k``); SDXL reads
+    encoder 1 at its penultimate layer (its last layer is never used) and encoder 2 both at its
+    penultimate layer and through the pooled output of its last layer (every layer is used).
+    ``clip_skip`` is not used with SDXL (sd-scripts ignores it there; the built-in host refuses it).
+    """
+    layers = [int(te.config.num_hidden_layers) for te in text_encoders]
+    if family == "sdxl":
+        if len(layers) != 2:
+            raise ValueError(f"SDXL has two text encoders, got {len(layers)}")
+        return [layers[0] - 1, layers[1]]
+    if len(layers) != 1:
+        raise ValueError(f"{family} has one text encoder, got {len(layers)}")
+    skip = clip_skip or 1
+    if not 1 <= skip <= layers[0]:
+        raise ValueError(f"clip_skip must be between 1 and the encoder's {layers[0]} layers, got {clip_skip}")
+    return [layers[0] - skip + 1]
