@@ -30,7 +30,7 @@ from textboost_ext.method import (
     PreservationPromptSampler,
     TimestepSampler,
     add_placeholder_tokens,
-    augment_view,
+    apply_augmentations,
     build_caption,
     choose_template,
     clamp_new_row_norms_,
@@ -41,6 +41,8 @@ from textboost_ext.method import (
     phrase_token_ids,
     placeholder_text,
     placeholder_vector_tokens,
+    plan_augmentations,
+    render_view,
     resolve_templates,
     shipped_prompts,
     suggest_token_name,
@@ -138,17 +140,29 @@ class TextBoostExtension(TrainerExtension):
         ]
 
     # ---- every step ------------------------------------------------------------------------
+    def wants_source_images(self) -> bool:
+        return self.tb is not None and self.tb.augment != "none"
+
     def on_step_start(self, ctx: HostContext, batch: StepBatch, step: int, generator: torch.Generator) -> None:
         tb = self.tb
         subject = placeholder_text(self.vector_tokens)
         images, captions = [], []
-        for image in batch.images:
-            view = augment_view(image, generator, tb.augment, p=tb.augment_p, color_p=tb.augment_color_p)
+        size_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+        crops = list(batch.extra.get("crop_top_lefts") or [None] * len(batch.images))
+        for i, image in enumerate(batch.images):
+            ops = plan_augmentations(generator, tb.augment, p=tb.augment_p, color_p=tb.augment_color_p)
+            if batch.sources is not None:  # the augmentation acts on the photo, then it is resized (method.md)
+                view = render_view(batch.sources[i].to(image.device), ops, size_hw)
+                crops[i] = view.crop_top_left
+            else:  # a host without sources: augment the training-size image
+                view = apply_augmentations(image, ops)
             template = choose_template(self.templates, generator)
-            images.append(view.image)
+            images.append(view.image.to(image.dtype))
             captions.append(build_caption(template, subject, tb.class_noun, view.tags, tb.augment_mode, generator))
         batch.images = torch.stack(images)
         batch.captions = captions
+        if batch.sources is not None and "crop_top_lefts" in batch.extra:
+            batch.extra["crop_top_lefts"] = crops
         batch.extra["augment_captions"] = captions
 
     def sample_timesteps(

@@ -28,11 +28,15 @@ import torch
 @dataclass
 class StepBatch:
     """One training batch as hooks see it. ``images``: [B, 3, H, W] in [-1, 1], float32, at the
-    training resolution. ``captions``: one string per image; the host tokenises AFTER on_step_start."""
+    training resolution. ``captions``: one string per image; the host tokenises AFTER on_step_start.
+    ``sources``: when the extension asked for them (``wants_source_images``), each image's photo at source
+    resolution (uint8 [3, h, w], bounded: ``textboost_ext.source_images``), to render views from.
+    ``extra["crop_top_lefts"]`` (SDXL's crop conditioning) may be rewritten with the views."""
 
     images: torch.Tensor
     captions: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    sources: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -63,6 +67,10 @@ class TrainerExtension:
     # ---- before training -------------------------------------------------------------------
     def assert_extra_args(self, config: Any) -> None:
         """Validate/force settings before any model loads. Raise ``ValueError`` naming the key."""
+
+    def wants_source_images(self) -> bool:
+        """True: put each photo at source resolution into ``StepBatch.sources`` (after assert_extra_args)."""
+        return False
 
     def post_process_network(self, ctx: HostContext) -> None:
         """Models loaded and LoRA injected: add tokens, resize embeddings, build caches."""

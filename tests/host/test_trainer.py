@@ -99,10 +99,10 @@ def test_sdxl_trains_both_encoders(make_config: Callable[..., TrainConfig]) -> N
         ups = {k: f.get_tensor(k) for k in keys if k.endswith("lora_up.weight")}
     assert {k.split("_text_model")[0] for k in keys} == {"lora_te1", "lora_te2"}
     # SDXL conditions on the PENULTIMATE layer of encoder 1, so its last layer (layer 1 of the tiny
-    # model) gets no gradient, as in real SDXL; every other LoRA module trains.
-    unchanged = {k for k, u in ups.items() if not bool(u.abs().sum() > 0)}
-    assert unchanged and all(k.startswith("lora_te1_text_model_encoder_layers_1_") for k in unchanged)
-    assert any(k.startswith("lora_te2_text_model_encoder_layers_1_") for k in set(ups) - unchanged)
+    # model) could get no gradient: it has no LoRA at all, and every module in the file trains.
+    assert all(bool(u.abs().sum() > 0) for u in ups.values())
+    assert not any(k.startswith("lora_te1_text_model_encoder_layers_1_") for k in ups)
+    assert any(k.startswith("lora_te2_text_model_encoder_layers_1_") for k in ups)
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
 
 

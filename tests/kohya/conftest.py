@@ -190,11 +190,11 @@ def tiny() -> Any:
 def trained_setup(tiny: Any, tmp_path: Path) -> Callable[..., SimpleNamespace]:
     """``trained_setup(*extra_cli)``: a Trainer after assert_extra_args + post_process_network on the tiny model."""
 
-    def make(*extra: str, accelerator: SimpleNamespace | None = None) -> SimpleNamespace:
+    def make(*extra: str, accelerator: SimpleNamespace | None = None, dataset_group: Any = None) -> SimpleNamespace:
         args = sd_scripts_like_parser().parse_args([*REQUIRED, "--resolution", "64", "--output_name", "tb", *extra])
         trainer = Trainer()
         trainer.tokenize_strategy = FakeTokenizeStrategy(tiny.tokenizer)
-        trainer.assert_extra_args(args, fake_dataset_group(), None)
+        trainer.assert_extra_args(args, dataset_group or fake_dataset_group(), None)
         network = FakeLoRANetwork([tiny.text_encoder])
         accelerator = accelerator or fake_accelerator()
         trainer.post_process_network(args, accelerator, network, [tiny.text_encoder], tiny.unet)

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from textboost_ext.source_images import SourceCache
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -170,14 +172,16 @@ class StreamBatchSampler:
 
 
 class ImageCaptionDataset(torch.utils.data.Dataset):
-    """Index -> ``{"image", "caption", "shuffle_keep_tokens", "original_size_hw", "crop_top_left", "path"}``.
+    """Index -> ``{"image", "caption", "shuffle_keep_tokens", "original_size_hw", "crop_top_left", "path"}``,
+    plus ``"source"`` (the photo at bounded source resolution, ``source_images``) when ``with_sources``.
 
     ``shuffle_keep_tokens`` is None, or the keep_tokens of a subset with shuffle_caption: the host
     shuffles in the main process with its saved generator, so workers stay free of randomness.
     """
 
-    def __init__(self, items: Sequence[ImageItem], resolution_wh: tuple[int, int]) -> None:
-        self.items, self.resolution_wh = list(items), resolution_wh
+    def __init__(self, items: Sequence[ImageItem], resolution_wh: tuple[int, int], with_sources: bool = False) -> None:
+        self.items, self.resolution_wh, self.with_sources = list(items), resolution_wh, with_sources
+        self.sources = SourceCache()  # per worker process; a one-shot batch repeats one photo
 
     def __len__(self) -> int:
         return len(self.items)
@@ -185,7 +189,7 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         image, crop_top_left = load_image(item.path, self.resolution_wh)
-        return {
+        sample = {
             "image": image,
             "caption": item.caption,
             "shuffle_keep_tokens": item.keep_tokens if item.shuffle_caption else None,
@@ -193,11 +197,15 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             "crop_top_left": crop_top_left,
             "path": str(item.path),
         }
+        if self.with_sources:
+            sample["source"] = self.sources.get(item.path, self.resolution_wh)
+        return sample
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "images": torch.stack([s["image"] for s in samples]),
+        "sources": [s["source"] for s in samples] if "source" in samples[0] else None,  # sizes differ: a list
         "captions": [s["caption"] for s in samples],
         "shuffle_keep_tokens": [s["shuffle_keep_tokens"] for s in samples],
         "original_sizes_hw": [s["original_size_hw"] for s in samples],
@@ -215,11 +223,12 @@ def make_batches(
     num_workers: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    with_sources: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Endless iterator of collated batches (see :class:`StreamBatchSampler` for the order)."""
     sampler = StreamBatchSampler(len(items), batch_size, seed, start_micro_batch, rank, world_size)
     loader = torch.utils.data.DataLoader(
-        ImageCaptionDataset(items, resolution_wh),
+        ImageCaptionDataset(items, resolution_wh, with_sources),
         batch_sampler=sampler,  # type: ignore[arg-type]  # an endless iterable of index lists
         collate_fn=collate,
         num_workers=num_workers,

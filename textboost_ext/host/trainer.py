@@ -232,6 +232,7 @@ class HostTrainer:
         return data.make_batches(
             self.items, self.resolution, self.batch_size, cfg.seed, start_micro_batch=start_step * cfg.gradient_accumulation_steps,
             num_workers=cfg.max_data_loader_n_workers, rank=acc.process_index, world_size=acc.num_processes,
+            with_sources=self.ext.wants_source_images(),
         )
 
     def encode_prompts(self, captions: list[str]) -> list[torch.Tensor]:
@@ -299,8 +300,8 @@ class HostTrainer:
         raw = next(self.batches)
         captions = [c if keep is None else data.shuffle_caption(c, keep, self.generator)
                     for c, keep in zip(raw["captions"], raw["shuffle_keep_tokens"])]
-        extra = {k: raw[k] for k in ("original_sizes_hw", "crop_top_lefts", "paths")}
-        return StepBatch(images=raw["images"].to(self.device), captions=captions, extra=extra)
+        extra = {k: list(raw[k]) for k in ("original_sizes_hw", "crop_top_lefts", "paths")}
+        return StepBatch(images=raw["images"].to(self.device), captions=captions, extra=extra, sources=raw["sources"])
 
     def compute_loss(self, batch: StepBatch, step: int) -> dict[str, torch.Tensor]:
         """Diffusion loss plus the extension's extra terms for one micro-batch, in hook order."""

@@ -156,18 +156,28 @@ def host_arg_problems(args: argparse.Namespace, config: TextBoostConfig, is_sdxl
 
 
 def dataset_augmentation_problems(dataset_group: Any, config: TextBoostConfig, extension: str) -> list[str]:
-    """sd-scripts' own flip/colour augmentation would change images without naming it in the caption."""
+    """sd-scripts' own flip/colour augmentation would change images without naming it in the caption, and
+    its random or face crops would be ignored: TextBoost renders every view from the photo itself."""
     if extension == "none" or config.augment == "none":
         return []
     flagged = set()
     for dataset in getattr(dataset_group, "datasets", []) or []:
         for subset in getattr(dataset, "subsets", []) or []:
-            flagged |= {key for key in ("flip_aug", "color_aug") if getattr(subset, key, False)}
-    if not flagged:
-        return []
-    keys = " / ".join(sorted(flagged))
-    return [f"{keys} in the dataset: TextBoost augments images itself and names each augmentation in the caption; "
-            f"sd-scripts' {keys} would not be named. Remove {keys} (or set [textboost] augment = \"none\")"]
+            flagged |= {key for key in ("flip_aug", "color_aug", "random_crop") if getattr(subset, key, False)}
+            flagged |= {key for key in ("face_crop_aug_range",) if getattr(subset, key, None) is not None}
+    problems = []
+    named = sorted(flagged & {"flip_aug", "color_aug"})
+    if named:
+        keys = " / ".join(named)
+        problems.append(f"{keys} in the dataset: TextBoost augments images itself and names each augmentation in the "
+                        f"caption; sd-scripts' {keys} would not be named. Remove {keys} (or set [textboost] augment = \"none\")")
+    crops = sorted(flagged & {"random_crop", "face_crop_aug_range"})
+    if crops:
+        keys = " / ".join(crops)
+        problems.append(f"{keys} in the dataset: TextBoost renders each view from the whole photo (a centre crop "
+                        f"unless its own crop or shift applies, which the caption names), so sd-scripts' {keys} would "
+                        f"be ignored. Remove {keys}; for a non-square photo use --enable_bucket")
+    return problems
 
 
 def normalise_for_sd_scripts(args: argparse.Namespace) -> None:

@@ -40,6 +40,7 @@ from textboost_ext.kohya import args as tb_args
 from textboost_ext.kohya import context, lora_network, saving, tiny_unet
 from textboost_ext.kohya.args import TextBoostArgumentError
 from textboost_ext.kohya.record import StepRecorder
+from textboost_ext.kohya.sources import BatchSources
 from textboost_ext.models.conditioning import conditioning_layer_counts
 
 
@@ -60,6 +61,7 @@ class TextBoostTrainerMixin:
         self._last_logs: dict[str, float] = {}
         self._drawn: list[torch.Tensor] = []
         self._sample_prompts = saving.SamplePromptFile()
+        self.sources = BatchSources()  # the photo behind each batch image
         # sd-scripts' objects, kept from the last hook that received them (the encoders may be wrapped later)
         self._args: Any = None
         self._accelerator: Any = None
@@ -84,6 +86,8 @@ class TextBoostTrainerMixin:
                 self.extension = create_extension(str(args.extension))
             self.config_view = context.KohyaConfigView(args, self.textboost, context.dataset_resolution(train_dataset_group))
             self.extension.assert_extra_args(self.config_view)
+            if self.extension.wants_source_images():  # views are rendered from each photo, not sd-scripts' crop
+                self.sources.enable(train_dataset_group)
         except ValueError as err:
             raise TextBoostArgumentError(str(err)) from None
 
@@ -149,9 +153,14 @@ class TextBoostTrainerMixin:
                 return  # a plain LoRA run needs no pixels (--cache_latents is fine there)
             raise TextBoostArgumentError("the batch has no images (cached latents?): TextBoost augments pixels; "
                                          "remove --cache_latents")
-        step_batch = StepBatch(images=batch["images"], captions=list(batch["captions"]))
+        crops = batch.get("crop_top_lefts")
+        extra = {"crop_top_lefts": [tuple(int(v) for v in row) for row in crops]} if crops is not None else {}
+        step_batch = StepBatch(images=batch["images"], captions=list(batch["captions"]), extra=extra,
+                               sources=self.sources.for_batch(batch) if self.extension.wants_source_images() else None)
         self.extension.on_step_start(self.ctx, step_batch, self.optimizer_steps, self.generator)
         batch["images"] = step_batch.images
+        if crops is not None:  # SDXL's crop conditioning, for the views rendered from the photos
+            batch["crop_top_lefts"] = torch.tensor(step_batch.extra["crop_top_lefts"], dtype=crops.dtype, device=crops.device)
         self._set_captions(batch, list(step_batch.captions))
 
     def _set_captions(self, batch: dict[str, Any], captions: list[str]) -> None:

@@ -6,6 +6,8 @@ captions      training captions (templates, augmentation tokens or phrases)
 token_names   placeholder/embedding name rules (torch-free: the config layer uses them)
 tokens        token registration, trainable new rows, grad mask, norm clamp
 preservation  knowledge-preservation loss, prompt files and sampler, original-output cache
+views         training views rendered from the source image (augment first, then resize)
+caption_templates  template sets and the words that name an augmentation (stdlib only)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "placeholder_text": "captions",
     "placeholder_vector_tokens": "tokens",
     "plan_augmentations": "augment",
+    "render_view": "views",
     "resolve_templates": "captions",
     "sample_timesteps": "timesteps",
     "shipped_prompts": "preservation",

@@ -45,7 +45,7 @@ class Zoom:
             sh, sw = max(1, round(h * self.scale)), max(1, round(w * self.scale))
             small = resize(image, sh, sw)
             top, left = (h - sh) // 2, (w - sw) // 2
-            return _pad_replicate(small, left, w - sw - left, top, h - sh - top)
+            return pad_replicate(small, left, w - sw - left, top, h - sh - top)
         ch, cw = max(1, round(h / self.scale)), max(1, round(w / self.scale))
         top, left = (h - ch) // 2, (w - cw) // 2
         return resize(image[:, top : top + ch, left : left + cw], h, w)
@@ -93,8 +93,8 @@ class Shift:
         if d == 0:
             return image.clone()
         if self.direction == "left":
-            return _pad_replicate(image[:, :, d:], 0, d, 0, 0)
-        return _pad_replicate(image[:, :, : w - d], d, 0, 0, 0)
+            return pad_replicate(image[:, :, d:], 0, d, 0, 0)
+        return pad_replicate(image[:, :, : w - d], d, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def collage_layout(size: int, k: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _pad_replicate(image: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+def pad_replicate(image: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
     # F.pad's replicate mode needs a batch dim and (on CPU) float32/64 for some versions
     padded = F.pad(image.unsqueeze(0).float(), (left, right, top, bottom), mode="replicate")
     return padded.squeeze(0).to(image.dtype)
