@@ -55,7 +55,7 @@ def test_verify_with_base_runs_the_oracle(tiny_model_dir: Callable[[str], Path],
     path, _, _ = export_lora("sd1")
     assert main(["verify", str(path), "--base", str(tiny_model_dir("sd1"))]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "PASS  diffusers: output = merged weights" in out and "PASS  diffusers: unload restores base" in out
+    assert "PASS  diffusers: hidden states = training" in out and "PASS  diffusers: unload restores base" in out
 
 
 def test_convert_round_trip(tmp_path: Path, export_lora: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:

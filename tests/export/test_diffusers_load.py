@@ -54,7 +54,7 @@ def test_verify_with_pipeline_runs_the_oracle(family: str, export_lora: Callable
     report = verify_file(path, pipeline=tiny_pipe(family))
     assert report.ok, report.format_table()
     names = [c.name for c in report.checks]
-    for expected in ("diffusers: every module loaded", "diffusers: output = merged weights",
+    for expected in ("diffusers: every module loaded", "diffusers: hidden states = training",
                      "diffusers: set_adapters(0.5) = half merge", "diffusers: unload restores base", "sshs hashes"):
         assert expected in names
     assert not any(ORACLE_ADAPTER in getattr(m, "lora_A", {}) for _, e, _ in pipeline_text_encoders(tiny_pipe(family))
@@ -95,6 +95,6 @@ def test_oracle_catches_a_file_diffusers_reads_differently(tmp_path: Any, export
     assert results["diffusers: unload restores base"].ok
     if reads_per_module_alpha:
         # this diffusers computes the right output: the oracle must not raise a false alarm
-        assert results["diffusers: output = merged weights"].ok, results["diffusers: output = merged weights"].detail
+        assert results["diffusers: hidden states = training"].ok, results["diffusers: hidden states = training"].detail
         pytest.skip("installed diffusers reads per-module alphas correctly: no misread for the oracle to catch")
-    assert not results["diffusers: output = merged weights"].ok
+    assert not results["diffusers: hidden states = training"].ok

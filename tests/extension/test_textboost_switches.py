@@ -97,14 +97,14 @@ def test_style_set_only_flips_and_grayscale(textboost_config) -> None:
 def test_each_view_and_its_caption_name_the_same_augmentations(textboost_config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Image and caption together: the caption's tokens are exactly the tags of the view it is paired with."""
     views = []
-    real = extension_module.augment_view
+    real = extension_module.render_view  # the views are rendered from each photo at source resolution
 
-    def recording(image, generator, *args, **kwargs):
-        view = real(image, generator, *args, **kwargs)
-        views.append((image.clone(), view))
+    def recording(source, ops, size_hw):
+        view = real(source, ops, size_hw)
+        views.append((source.clone(), view))
         return view
 
-    monkeypatch.setattr(extension_module, "augment_view", recording)
+    monkeypatch.setattr(extension_module, "render_view", recording)
     trainer = _setup(textboost_config(train_batch_size=8, textboost={"augment_p": 1.0, "augment_color_p": 0.5}))
     try:
         batch = trainer._next_batch()

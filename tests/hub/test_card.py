@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from textboost_ext.diffusers_lines import SDXL_POOLING_LINE
 from textboost_ext.hub.card import base_model_for, diffusers_snippet, render_model_card, write_model_card
 from textboost_ext.hub.errors import AdapterFormatError
 from textboost_ext.hub.store import resolve_adapter
@@ -120,3 +121,17 @@ def test_diffusers_snippet_runs_sdxl(store: Path, lora_states, tiny_model_dir, m
     pipe = namespace["pipe"]
     assert "myxl" in pipe.tokenizer.get_vocab() and "myxl" in pipe.tokenizer_2.get_vocab()
     assert set(pipe.get_list_adapters()) == {"text_encoder", "text_encoder_2"}
+    assert SDXL_POOLING_LINE in code and pipe.text_encoder_2.text_model.eos_token_id == 49407  # pools at end-of-text
+
+
+def test_every_place_that_tells_diffusers_users_about_sdxl_gives_the_pooling_line(store: Path, lora_states) -> None:  # noqa: ANN001
+    from textboost_ext.hub.usage import usage_text
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert SDXL_POOLING_LINE in readme
+    folder = factory.make_adapter(store, lora_states("sdxl"), name="xl", family="sdxl", token="myxl")
+    text = usage_text(folder, folder / "xl.safetensors", "myxl")
+    assert SDXL_POOLING_LINE in text and 'embedding["clip_g"], token="myxl"' in text
+    sd1 = factory.make_adapter(store, lora_states("sd1"), name="one", family="sd1", token="myone")
+    text = usage_text(sd1, sd1 / "one.safetensors", "myone")
+    assert SDXL_POOLING_LINE not in text and "load_textual_inversion(" in text

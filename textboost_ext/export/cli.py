@@ -1,6 +1,6 @@
 """``verify`` and ``convert`` subcommands (mounted into ``textboost-hub``; also ``python -m textboost_ext.export.cli``).
 
-    verify FILE [--arch sd1|sd2|sdxl] [--base MODEL]           exit 0 if every check passes, else 1
+    verify FILE [--arch sd1|sd2|sdxl] [--base MODEL] [--embedding EMB]   exit 0 if every check passes, else 1
     convert SRC DST [--to kohya|diffusers] [--arch ...] [--from official-textboost] [--save-precision ...]
 """
 
@@ -57,7 +57,7 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"verify: {file} was trained on {builtin_base}; checking against it (pass --base to override)")
         base = builtin_base
     try:
-        report = verify_file(file, arch=args.arch, base=base)
+        report = verify_file(file, arch=args.arch, base=base, embedding=args.embedding)
     except (ValueError, OSError) as exc:  # the base could not be loaded: not a verdict on FILE
         print(f"verify: error: {exc}", file=sys.stderr)
         return 1
@@ -101,6 +101,8 @@ def register_subcommands(subparsers: Any) -> None:
     verify.add_argument("file", help="a .safetensors LoRA (kohya format) or embedding file")
     verify.add_argument("--arch", choices=FAMILIES, default=None, help="expected base family (a mismatch is a failure)")
     verify.add_argument("--base", default=None, help="base model to check shapes against and run the diffusers oracle on")
+    verify.add_argument("--embedding", default=None, help="the placeholder's embedding file for the oracle (default: "
+                        "<stem>_embeddings/ or embeddings/<token>.safetensors beside FILE)")
     verify.set_defaults(func=run_verify)
 
     convert = subparsers.add_parser("convert", help="convert between kohya, diffusers and official-TextBoost formats",

@@ -97,7 +97,7 @@ def load_base_pipeline(base: str) -> tuple[Any, str | None]:
 
         pipe = DiffusionPipeline.from_pretrained(base, local_files_only=True)
         return pipe, pipeline_family(pipe)
-    loaded = load_base_model(base)
+    loaded = load_base_model(base, fix_eos_pooling=False)  # the oracle must see the encoders as diffusers loads them
     return pipeline_from_loaded(loaded), getattr(loaded, "family", None)
 
 
@@ -165,12 +165,15 @@ def verify_file(
     pipeline: Any = None,
     spec: FamilySpec | None = None,
     bundled: bool | None = None,
+    embedding: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
     """Check ``path`` against the compatibility checklist; never raises for a bad file (see ``report.ok``).
 
     ``arch`` ("sd1"|"sd2"|"sdxl") must agree with the file; ``base`` / ``pipeline`` enable the diffusers
     oracle and check shapes against that base's exact dims (``spec`` overrides the dims); ``bundled``
-    allows ``bundle_emb`` keys (default: only for ``*_a1111_bundle.safetensors``).
+    allows ``bundle_emb`` keys (default: only for ``*_a1111_bundle.safetensors``). For a TextBoost
+    adapter (``ss_textboost_placeholder_token`` in the metadata) the oracle loads its embedding
+    (``embedding``, default: found beside the file) and encodes a prompt with the trigger phrase.
     """
     path = Path(path)
     report = VerifyReport(path)
@@ -215,8 +218,33 @@ def verify_file(
         elif not report.ok:
             report.checks.append(CheckResult("diffusers oracle", False, "not run: fix the failures above first"))
         else:
-            report.checks += diffusers_oracle(pipeline, path)
+            report.checks += _oracle_with_embedding(pipeline, path, metadata, embedding)
     return report
+
+
+def find_embedding(lora_path: Path, metadata: dict[str, Any]) -> tuple[str | None, list[Path]]:
+    """``(placeholder token, candidate files)`` for a TextBoost LoRA: ``<stem>_embeddings/<token>.safetensors``
+    (a checkpoint's own) then ``embeddings/<token>.safetensors`` beside the file; ``(None, [])`` otherwise."""
+    token = metadata.get("ss_textboost_placeholder_token")
+    if not isinstance(token, str) or not token:
+        return None, []
+    name = f"{token}.safetensors"
+    return token, [lora_path.parent / f"{lora_path.stem}_embeddings" / name, lora_path.parent / "embeddings" / name]
+
+
+def _oracle_with_embedding(pipeline: Any, path: Path, metadata: dict[str, Any],
+                           embedding: str | os.PathLike[str] | None) -> list[CheckResult]:
+    token, candidates = find_embedding(path, metadata)
+    trigger = metadata.get("modelspec.trigger_phrase") or token
+    if embedding is None and token is not None:
+        embedding = next((c for c in candidates if c.is_file()), None)
+        if embedding is None:
+            return [CheckResult("diffusers: embedding file", False, f"the LoRA was trained with the placeholder "
+                                f"{token!r}, but {' and '.join(map(str, candidates))} do not exist; pass --embedding PATH")]
+    results = []
+    if embedding is not None:
+        results.append(CheckResult("diffusers: embedding file", True, f"{embedding}; prompt with {trigger!r}"))
+    return results + diffusers_oracle(pipeline, path, embedding=embedding, trigger=trigger if embedding is not None else None)
 
 
 def _encoders(pipe: Any) -> list[Any]:

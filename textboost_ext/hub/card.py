@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textboost_ext.atomic_write import atomic_write_text
+from textboost_ext.diffusers_lines import sdxl_embedding_lines
 from textboost_ext.hub.errors import AdapterFormatError
 from textboost_ext.hub.samples import SampleImage, final_samples, read_samples
 from textboost_ext.hub.store import AdapterInfo, embedding_files, read_adapter_folder
@@ -151,8 +152,7 @@ def diffusers_snippet(
         lines[1:1] = ["from huggingface_hub import hf_hub_download", "from safetensors.torch import load_file"]
         lines += [
             f"embedding = load_file(hf_hub_download({q(repo)}, {q(f'embeddings/{token}.safetensors')}))",
-            f"pipe.load_textual_inversion(embedding[\"clip_l\"], token={q(token)}, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)",
-            f"pipe.load_textual_inversion(embedding[\"clip_g\"], token={q(token)}, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)",
+            *sdxl_embedding_lines("embedding", token),  # incl. the pooling line SDXL needs once a token is added
         ]
     elif token:
         lines.append(f"pipe.load_textual_inversion({q(repo)}, weight_name={q(f'embeddings/{token}.safetensors')}, token={q(token)})")

@@ -4,6 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textboost_ext.diffusers_lines import sdxl_embedding_lines
+from textboost_ext.safetensors_header import read_raw_header
+
+
+def _is_sdxl(lora_path: Path) -> bool:
+    try:
+        return str(read_raw_header(lora_path)[1].get("ss_base_model_version", "")).startswith("sdxl")
+    except (OSError, ValueError):
+        return False
+
+
+def _diffusers_lines(adapter_dir: Path, lora_path: Path, embeddings: list[Path]) -> list[str]:
+    first = f"  diffusers: pipe.load_lora_weights('{adapter_dir}', weight_name='{lora_path.name}')"
+    if not embeddings:
+        return [first]
+    if not _is_sdxl(lora_path):
+        return [first + f"; pipe.load_textual_inversion('{embeddings[0]}', token='{embeddings[0].stem}')"]
+    indent = " " * len("  diffusers: ")  # SDXL: one file holds both encoders' rows, and encoder 2 must pool at EOS
+    lines = [f"embedding = safetensors.torch.load_file('{embeddings[0]}')",
+             *sdxl_embedding_lines("embedding", embeddings[0].stem)]
+    return [first] + [indent + line for line in lines]
+
 
 def usage_text(adapter_dir: Path, lora_path: Path, trigger: str | None) -> str:
     adapter_dir, lora_path = Path(adapter_dir), Path(lora_path)
@@ -25,8 +47,7 @@ def usage_text(adapter_dir: Path, lora_path: Path, trigger: str | None) -> str:
         + f", then prompt: a photo of {prompt_word} <lora:{name}:1>".rstrip(),
         "  ComfyUI: LoraLoader (strength_clip 1.0)"
         + (f" + 'embedding:{embeddings[0].stem}' in the prompt" if embeddings else ""),
-        f"  diffusers: pipe.load_lora_weights('{adapter_dir}', weight_name='{lora_path.name}')"
-        + (f"; pipe.load_textual_inversion('{embeddings[0]}', token='{embeddings[0].stem}')" if embeddings else ""),
+        *_diffusers_lines(adapter_dir, lora_path, embeddings),
         f"  check it:  textboost-hub verify {lora_path}",
         f"  publish:   textboost-hub push {name} --repo_id YOUR_USER/{name}",
     ]

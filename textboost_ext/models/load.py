@@ -37,8 +37,12 @@ def load_base_model(
     sdxl: bool = False,
     vae: str | None = None,
     torch_dtype: torch.dtype = torch.float32,
+    fix_eos_pooling: bool = True,
 ) -> LoadedModel:
     """Load a Stable Diffusion base for text-encoder training (all modules in eval mode, on CPU).
+
+    ``fix_eos_pooling=False`` keeps the text encoders' released pooling setting (as diffusers loads
+    them), for checks that must see the base the way users get it.
 
     ``v2`` / ``sdxl`` are kohya's flags: the family is detected anyway, and a flag that contradicts
     the checkpoint is an error (``v2=True`` turns a diffusers folder whose signals say SD 1.x into
@@ -76,7 +80,8 @@ def load_base_model(
     # tokens (SDXL conditions on that pooled output). The sd-scripts host loads with its own code, so the
     # extension applies the same fix again there; it is a no-op on an already fixed encoder.
     for text_encoder, tokenizer in zip(model.text_encoders, model.tokenizers, strict=True):
-        fix_legacy_eos_pooling(text_encoder, tokenizer.eos_token_id)
+        if fix_eos_pooling:
+            fix_legacy_eos_pooling(text_encoder, tokenizer.eos_token_id)
     if build_vae is not None:
         model.vae = build_vae(model.family, torch_dtype)
         model.extra["vae"] = str(vae)

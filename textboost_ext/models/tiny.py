@@ -26,7 +26,9 @@ def _clip_config(hidden: int, layers: int, pad_token_id: int, projection_dim: in
         num_hidden_layers=layers,
         vocab_size=49408,
         bos_token_id=49406,
-        eos_token_id=49407,
+        # the released SD 1.x / 2.x / SDXL text-encoder configs say 2 (legacy: pool at the highest token id),
+        # so the tiny models exercise the pooling fix an added token needs (tokens.fix_legacy_eos_pooling)
+        eos_token_id=2,
         pad_token_id=pad_token_id,
         max_position_embeddings=77,
         hidden_act=act,
