@@ -60,6 +60,7 @@ class SamplePrompt:
     steps: int = DEFAULT_STEPS
     scale: float = DEFAULT_SCALE
     seed: int | None = None
+    given: tuple[str, ...] = ()  # the fields this line set itself (others hold the defaults above)
 
 
 _OPTION_SPLIT = re.compile(r"(?:^|\s)--(?=[A-Za-z])")
@@ -94,6 +95,7 @@ def parse_prompt_line(line: str, where: str) -> SamplePrompt:
         if key == "s" and converted < 1:
             raise PromptFileError(f"{where}: --s {converted} must be >= 1")
         setattr(sample, field_name, converted)
+        sample.given += (field_name,)
     return sample
 
 
@@ -205,7 +207,8 @@ def generate_samples(
                 with atomic_output(file) as tmp:
                     image.save(tmp, format="PNG")
                 records.append({"file": file.name, "prompt": sp.prompt, "negative_prompt": sp.negative_prompt,
-                                "step": step, "seed": seed, "width": width, "height": height})
+                                "step": step, "seed": seed, "width": width, "height": height,
+                                "steps": sp.steps, "scale": sp.scale, "sampler": sampler})
     finally:
         for m, was_training in zip(modules, modes):
             m.train(was_training)

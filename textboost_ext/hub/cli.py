@@ -1,10 +1,13 @@
-"""``textboost-hub``: list, inspect, document, push and pull adapters (plus ``verify``/``convert`` from export).
+"""``textboost-hub``: list, inspect, document, push and pull adapters (plus ``verify``/``convert`` from export,
+``generate``/``eval`` from evaluation).
 
     textboost-hub [--adapters_dir DIR] list
     textboost-hub inspect NAME|FOLDER|FILE.safetensors [--json]
     textboost-hub card NAME [--repo_id USER/REPO] [--base_model HUB_ID] [--stdout]
     textboost-hub push NAME --repo_id USER/REPO [--private] [--endpoint URL] [--token T] [--revision R] [--dry_run]
     textboost-hub pull REPO_ID [--revision R] [--name N] [--endpoint URL] [--token T] [--overwrite] [--no_verify]
+    textboost-hub generate NAME --prompt TEXT [...] [--base MODEL] [--n 4] [--seed 0] ...   (see evaluation/cli.py)
+    textboost-hub eval NAME [NAME ...] --reference IMG [...] [--base MODEL] [--metrics ...]  (see evaluation/cli.py)
 
 The store is ``--adapters_dir``, else ``$TEXTBOOST_ADAPTERS_DIR``, else ``./adapters``. Prefer HF_TOKEN or
 ``hf auth login`` over ``--token`` (a token on the command line lands in your shell history).
@@ -144,6 +147,10 @@ def build_parser(mount_export: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing adapter of that name")
     p.add_argument("--no_verify", action="store_true", help="install without running the export checks")
     p.set_defaults(func=cmd_pull)
+
+    from textboost_ext.evaluation.cli import register_subcommands as register_evaluation
+
+    register_evaluation(sub, common)
 
     if mount_export:
         _register_export_commands(sub)

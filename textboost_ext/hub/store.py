@@ -31,7 +31,10 @@ DEFAULT_ADAPTERS_DIR = "adapters"
 STATE_SUBDIR = "state"
 LOGS_SUBDIR = "logs"
 CHECKPOINTS_SUBDIR = "checkpoints"
-PRIVATE_SUBDIRS = (STATE_SUBDIR, LOGS_SUBDIR, CHECKPOINTS_SUBDIR)
+# What `textboost-hub generate` / `eval` write by default: local results (hundreds of images), never uploaded.
+GENERATED_SUBDIR = "generated"
+EVAL_SUBDIR = "eval"
+PRIVATE_SUBDIRS = (STATE_SUBDIR, LOGS_SUBDIR, CHECKPOINTS_SUBDIR, GENERATED_SUBDIR, EVAL_SUBDIR)
 EMBEDDINGS_SUBDIR = "embeddings"
 SAMPLES_SUBDIR = "samples"
 FAMILIES = ("sd1", "sd2", "sd2v", "sdxl")
