@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # CPU build of torch (on these machines it comes from local disk). GPU users: see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test
+.PHONY: setup demo test browser
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -18,6 +18,19 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(PY) train_network_textboost.py --config_file config_templates/demo.toml --overwrite
 
+# The eval-report test opens eval.html in a real headless Chromium (Debian's package, no download by a
+# test tool). Installed here when it is missing and this is root with apt-get; otherwise that one test
+# is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser test (apt-get install chromium) ..."; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "warning: apt-get could not install chromium; the browser test will be skipped"; \
+	  else \
+	    echo "note: chromium is missing and installing it needs root and apt-get; the browser test will be skipped"; \
+	  fi; }
+
 # pytest exits 5 when it collected no test; that is not a failure of the setup.
-test: setup
+test: setup browser
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc

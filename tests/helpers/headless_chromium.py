@@ -51,12 +51,26 @@ class PageReport:
                 + self.exceptions + self.log_errors)
 
 
+def _above_4(fd: int) -> int:
+    import fcntl
+
+    if fd > 4:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
 class _Pipe:
     def __init__(self, binary: str, profile: Path) -> None:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
+        # The child's ends move to fds 3 and 4 by redirection in bash (dash refuses fd numbers above 9); if a
+        # pipe end IS fd 3 or 4 already (pytest's capture frees low numbers), the first redirection would
+        # clobber the other, so move them up first.
+        to_browser_r, from_browser_w = (_above_4(fd) for fd in (to_browser_r, from_browser_w))
         script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
-        self.proc = subprocess.Popen(["/bin/sh", "-c", script, binary, *FLAGS, f"--user-data-dir={profile}",
+        self.proc = subprocess.Popen(["/bin/bash", "-c", script, binary, *FLAGS, f"--user-data-dir={profile}",
                                       "--remote-debugging-pipe", "about:blank"],
                                      pass_fds=(to_browser_r, from_browser_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_browser_r)
@@ -80,7 +94,10 @@ class _Pipe:
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise RuntimeError(f"Chromium is not running: {self.proc.stderr.read().decode(errors='replace')[-2000:]}") from None
         deadline = time.monotonic() + timeout
         while True:
             reply = self._messages.get(timeout=max(0.1, deadline - time.monotonic()))

@@ -174,7 +174,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from textboost_ext.evaluation import run
     from textboost_ext.evaluation.html_report import write_html
-    from textboost_ext.evaluation.pipeline import load_base
+    from textboost_ext.evaluation.pipeline import load_base, resolve_device
     from textboost_ext.evaluation.report import build_report, format_summary, write_report
     from textboost_ext.evaluation.scorer_setup import eval_prompts, make_scorers
 
@@ -192,8 +192,9 @@ def run_eval(args: argparse.Namespace) -> int:
     references, reference_files = _copy_references(args.reference, out_dir)
     prompts, prompts_source = eval_prompts(args.prompts, adapters, metrics, references)
     _quiet_libraries()
-    base = load_base(base_name, args.device, args.precision)
-    scorers = make_scorers(metrics, references, args, base.device)  # before generating: a missing model fails fast
+    device = resolve_device(args.device)
+    scorers = make_scorers(metrics, references, args, device)  # before any generation: a missing model fails fast
+    base = load_base(base_name, device, args.precision)
     width, height = base.default_size
     plan = run.Sampling(n=args.n, seed=args.seed, steps=sampling["steps"], cfg=sampling["cfg"], sampler=sampling["sampler"],
                         width=args.width or width, height=args.height or height, negative=args.negative, weight=args.weight)
