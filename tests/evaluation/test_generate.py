@@ -146,3 +146,16 @@ def test_a_file_diffusers_cannot_load_fails_with_exit_1(tmp_path: Path, capsys: 
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.safetensors: diffusers could not load this LoRA into the base" in err and "textboost-hub verify" in err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_fp16_batches_start_from_the_same_noise_as_the_cpu(store_copy: Path, tmp_path: Path) -> None:
+    """Seeds are drawn on the CPU, so a GPU batch in fp16 gives the CPU's fp32 pictures up to rounding."""
+    common = ["--adapters_dir", str(store_copy), "generate", "mug", "--prompt", "a photo of tbmug mug --d 20", "--n", "4", "--steps", "4"]
+    assert main([*common, "--device", "cpu", "--output_dir", str(tmp_path / "cpu")]) == 0
+    assert main([*common, "--device", "cuda", "--precision", "fp16", "--batch_size", "4", "--output_dir", str(tmp_path / "gpu")]) == 0
+    for seed in range(20, 24):
+        name = f"{seed - 20:05d}-{seed}.png"
+        diff = np.abs(_pixels(tmp_path / "cpu" / name).astype(int) - _pixels(tmp_path / "gpu" / name).astype(int))
+        assert diff.mean() < 4, (name, diff.mean())

@@ -122,7 +122,7 @@ def test_samples_index_preview_and_tensorboard(make_config: Callable[..., TrainC
     assert [(e["file"], e["step"]) for e in index] == [
         ("adapter_000000_00.png", 0), ("adapter_000000_01.png", 0), ("adapter_000002_00.png", 2), ("adapter_000002_01.png", 2)]
     assert index[1] == {"file": "adapter_000000_01.png", "prompt": "a cat on a sofa", "negative_prompt": "blurry",
-                        "step": 0, "seed": 1235, "width": 72, "height": 64}
+                        "step": 0, "seed": 1235, "width": 72, "height": 64, "steps": 2, "scale": 7.5, "sampler": "ddim"}
     assert index[0]["seed"] == 7
     from PIL import Image
 

@@ -193,7 +193,7 @@ def run_eval(args: argparse.Namespace) -> int:
     prompts, prompts_source = eval_prompts(args.prompts, adapters, metrics, references)
     _quiet_libraries()
     device = resolve_device(args.device)
-    scorers = make_scorers(metrics, references, args, device)  # before any generation: a missing model fails fast
+    scorers = make_scorers(metrics, references, adapters, args, device)  # before any generation: a missing model fails fast
     base = load_base(base_name, device, args.precision)
     width, height = base.default_size
     plan = run.Sampling(n=args.n, seed=args.seed, steps=sampling["steps"], cfg=sampling["cfg"], sampler=sampling["sampler"],

@@ -30,7 +30,8 @@ def eval_prompts(path: str | None, adapters: Sequence[Adapter], metrics: Sequenc
     return prompts, f"shipped set ({len(prompts)} prompts: recontextualization, accessorization, property, style)"
 
 
-def make_scorers(metrics: Sequence[str], references: Sequence[Any], args: argparse.Namespace, device: str) -> list[Scorer]:
+def make_scorers(metrics: Sequence[str], references: Sequence[Any], adapters: Sequence[Adapter], args: argparse.Namespace,
+                 device: str) -> list[Scorer]:
     scorers: list[Scorer] = []
     if "clip" in metrics:
         from textboost_ext.evaluation.scorers import ClipScorer
@@ -41,7 +42,7 @@ def make_scorers(metrics: Sequence[str], references: Sequence[Any], args: argpar
 
         scorers.append(DinoScorer(args.dino_model, references, device, args.score_batch_size))
     if "oracle" in metrics:
-        from textboost_ext.evaluation.toyworld_scorer import OracleScorer
+        from textboost_ext.evaluation.toyworld_scorer import OracleScorer, toy_subject
 
-        scorers.append(OracleScorer(references, device))
+        scorers.append(OracleScorer(toy_subject(adapters)))
     return scorers

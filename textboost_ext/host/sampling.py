@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class SamplePrompt:
     steps: int = DEFAULT_STEPS
     scale: float = DEFAULT_SCALE
     seed: int | None = None
-    given: tuple[str, ...] = ()  # the fields this line set itself (others hold the defaults above)
+    given: tuple[str, ...] = field(default=(), compare=False)  # the fields the line set itself (others: defaults)
 
 
 _OPTION_SPLIT = re.compile(r"(?:^|\s)--(?=[A-Za-z])")
