@@ -22,12 +22,21 @@ def eval_prompts(path: str | None, adapters: Sequence[Adapter], metrics: Sequenc
         phrases = [p for a in adapters for p in (a.subject_words, a.placeholder) if p]
         return prompts_from_file(path, phrases), str(path)
     if "oracle" in metrics:
+        _require_toyworld()
         from textboost_ext.evaluation.toyworld_scorer import toyworld_prompts
 
         prompts = toyworld_prompts(adapters, references)
         return prompts, f"toy-world personalization prompts ({len(prompts)})"
     prompts = shipped_prompts()
     return prompts, f"shipped set ({len(prompts)} prompts: recontextualization, accessorization, property, style)"
+
+
+def _require_toyworld() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("textboost_ext.toyworld") is None:
+        raise ValueError("--metrics oracle needs the toy world (textboost_ext.toyworld), which this install lacks; "
+                         "use --metrics clip,dino")
 
 
 def make_scorers(metrics: Sequence[str], references: Sequence[Any], adapters: Sequence[Adapter], args: argparse.Namespace,
