@@ -43,7 +43,7 @@ def _value(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _best(report: dict[str, Any], metric: str, values: dict[str, float | None]) -> set[str]:
+def _best(metric: str, values: dict[str, float | None]) -> set[str]:
     present = {k: v for k, v in values.items() if v is not None}
     if len(present) < 2:
         return set()
@@ -67,7 +67,7 @@ def _summary(report: dict[str, Any]) -> str:
     metrics = report["metrics"]
     head = "".join(f'<th title="{escape(METRICS[m].meaning if m in METRICS else m)}">{escape(metric_label(m))}</th>' for m in metrics)
     rows = []
-    best = {m: _best(report, m, {label: s.get(m) for label, s in report["summary"].items()}) for m in metrics}
+    best = {m: _best(m, {label: s.get(m) for label, s in report["summary"].items()}) for m in metrics}
     for label, summary in report["summary"].items():
         model = next(m for m in report["models"] if m["label"] == label)
         cells = []
@@ -93,7 +93,7 @@ def _per_prompt(report: dict[str, Any]) -> str:
         cells = []
         for m in metrics:
             values = {label: report["per_prompt"][label][i].get(m) for label in labels}
-            best = _best(report, m, values)
+            best = _best(m, values)
             cells += [f'<td class="{"best" if label in best else ""}">{_value(values[label])}</td>' for label in labels]
         rows.append(f'<tr><td class="text">{escape(prompt["category"])}</td><td class="text">{escape(prompt["scoring_text"])}</td>'
                     f'{"".join(cells)}</tr>')

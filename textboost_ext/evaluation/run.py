@@ -78,7 +78,7 @@ def contenders(adapters: Sequence[Adapter], class_noun: str) -> list[Contender]:
         label = adapter.name
         while label in {c.label for c in out}:
             label += "+"
-        out.append(Contender(label, adapter, adapter.subject_words))
+        out.append(Contender(label, adapter, adapter.subject_words or class_noun))  # a LoRA without an embedding: the class noun
     return out
 
 
