@@ -96,8 +96,6 @@ def test_a_rerun_reuses_images_and_more_seeds_add_only_the_missing_ones(evaluate
     assert {p: p.stat().st_mtime_ns for p in out.rglob("p*.png")} == stamps
     assert main([*argv, "--n", "3"]) == 0
     assert "18 images (3 models x 2 prompts x 3 seeds): 12 reused, 6 to generate" in capsys.readouterr().out
-    assert main([*argv, "--cfg", "3.0"]) == 0  # other settings: nothing can be reused
-    assert "0 reused, 12 to generate" in capsys.readouterr().out
 
 
 def test_eval_html_renders_in_headless_chromium(evaluated: dict) -> None:
@@ -131,3 +129,19 @@ def test_eval_refuses_unusable_models_before_generating(evaluated: dict, tmp_pat
     assert main(["eval", str(store), "--reference", str(tmp_path / "missing.png"), "--output_dir", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "--reference" in err and "missing.png: not a readable image" in err
+
+
+def test_an_image_is_reused_only_when_every_setting_matches(evaluated: dict) -> None:
+    from textboost_ext.evaluation.generate import same_pixels_expected
+    from textboost_ext.evaluation.pnginfo import read_record
+
+    image = next(im for im in evaluated["report"]["images"] if im["model"] == "mug")
+    stored = read_record(evaluated["out"] / image["file"])
+    assert same_pixels_expected(stored, dict(stored))
+    moved = {**stored, "adapter": {**stored["adapter"], "file": "/elsewhere/mug.safetensors"}}
+    assert same_pixels_expected(stored, moved)  # a moved store still matches: the hashes decide
+    for key, value in (("cfg", 3.0), ("seed", 99), ("steps", 5), ("precision", "bf16"), ("base", "other")):
+        assert not same_pixels_expected(stored, {**stored, key: value}), key
+    assert not same_pixels_expected(stored, {**stored, "adapter": {**stored["adapter"], "weight": 0.5}})
+    assert not same_pixels_expected(stored, {**stored, "adapter": {**stored["adapter"], "hash": "0" * 12}})
+    assert not same_pixels_expected(None, stored)
