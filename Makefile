@@ -2,16 +2,27 @@
 # Both create .venv and install everything first; re-running skips what is done.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU build of torch (on these machines it comes from local disk). GPU users: see README.
+# The torch that `make setup` installs FIRST (pip words, not quoted, so an index can follow):
+#   default            torch==2.13.0 from your pip's default sources. On Linux PyPI serves a CUDA build
+#                      (~3 GB of wheels); the project's own machines have a CPU wheel on local disk instead.
+#   CPU anywhere       make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+#   GPU (CUDA 12.4)    make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+# A torch already importable in $(VENV) is KEPT unless TORCH_SPEC is given on the command line or in the
+# environment (then it is installed over it), so "install torch into .venv yourself, then make setup" works.
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: setup demo test browser
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	@if [ "$(origin TORCH_SPEC)" = "file" ] && $(PY) -c "import torch" >/dev/null 2>&1; then \
+	  echo "keeping the torch already in $(VENV): $$($(PY) -c 'import torch; print(torch.__version__)') (set TORCH_SPEC=... to replace it)"; \
+	else \
+	  echo "installing torch: $(TORCH_SPEC)"; \
+	  $(PY) -m pip install -q $(TORCH_SPEC) || exit 1; \
+	fi
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 

@@ -6,7 +6,7 @@
 # DIR (default: ${XDG_CACHE_HOME:-$HOME/.cache}/textboost-ext/sd-scripts) receives:
 #   DIR/sd-scripts   the sd-scripts checkout at the pinned commit (cloned when the network allows;
 #                    or bring your own with SD_SCRIPTS_DIR=/path/to/checkout)
-#   DIR/venv         a venv with sd-scripts' requirements.txt, a CPU torch, torchvision (import guard
+#   DIR/venv         a venv with sd-scripts' requirements.txt, a torch (CPU-only by default: see TORCH_SPEC), torchvision (import guard
 #                    below), bitsandbytes 0.50.x, peft, pytest, and this repository installed editable
 # If DIR itself is an sd-scripts checkout (`setup_sd_scripts.sh sd-scripts`), it is used as the checkout
 # and the venv goes to DIR/venv, sd-scripts' own convention (its .gitignore lists venv).
@@ -16,8 +16,12 @@
 #   SD_SCRIPTS_COMMIT      commit to require (default: the one below); SD_SCRIPTS_ALLOW_OTHER_COMMIT=1
 #                          accepts a git checkout at another commit that still has the step-method API
 #   PYTHON                 interpreter for the venv (default python3; 3.10 or newer)
-#   TORCH_SPEC             default torch==2.13.0+cpu. Installed FIRST and then pinned by a constraints
-#                          file so that no later requirement can replace it (e.g. with a CUDA build)
+#   TORCH_SPEC             default torch==2.13.0+cpu: a CPU-ONLY build (the tests' machines carry its wheel).
+#                          Installed FIRST and then pinned by a constraints file so that no later
+#                          requirement can replace it. The same forms as `make setup TORCH_SPEC=...`:
+#                          torch==VERSION, optionally followed by pip options, e.g. for a GPU
+#                          TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
+#                          (then also TORCHVISION_SPEC="torchvision==0.28.0 --index-url <the same>")
 #   TORCH_INDEX_URL        extra index to find TORCH_SPEC / TORCHVISION_SPEC (e.g. PyTorch's CPU wheel
 #                          index) when they are not on your default index or find-links
 #   TORCHVISION_SPEC       default torchvision==0.28.0 (the release made for torch 2.13), installed --no-deps
@@ -33,10 +37,19 @@ TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0+cpu}"
 TORCHVISION_SPEC="${TORCHVISION_SPEC:-torchvision==0.28.0}"
 EXTRA_SPECS=("bitsandbytes>=0.50,<0.51" "peft==0.21.2" "pytest>=8" "scipy>=1.11")
 COMMIT="${SD_SCRIPTS_COMMIT:-$PINNED_COMMIT}"
-[[ "$TORCH_SPEC" == torch==* ]] || { echo "TORCH_SPEC must be torch==VERSION, got $TORCH_SPEC" >&2; exit 1; }
+# TORCH_SPEC / TORCHVISION_SPEC: a requirement followed by pip options (words, as the Makefile takes them)
+read -r -a TORCH_WORDS <<< "$TORCH_SPEC"
+read -r -a TORCHVISION_WORDS <<< "$TORCHVISION_SPEC"
+[[ "${TORCH_WORDS[0]:-}" == torch==* ]] || { echo "TORCH_SPEC must start with torch==VERSION (then pip options such as --index-url URL), got $TORCH_SPEC" >&2; exit 1; }
+TORCH_PIN="${TORCH_WORDS[0]#torch==}"
 
 log() { printf '[setup_sd_scripts] %s\n' "$*" >&2; }
 die() { printf '[setup_sd_scripts] ERROR: %s\n' "$*" >&2; exit 1; }
+if [[ "$TORCH_PIN" == *+cpu ]]; then
+  log "torch: $TORCH_SPEC, a CPU-only build. For a GPU run with TORCH_SPEC=\"torch==${TORCH_PIN%+cpu} --index-url https://download.pytorch.org/whl/cu124\" (and TORCHVISION_SPEC likewise)"
+else
+  log "torch: $TORCH_SPEC"
+fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [[ -f "$REPO/pyproject.toml" && -d "$REPO/textboost_ext" ]] || die "cannot find the textboost-ext repository above $0"
@@ -116,8 +129,9 @@ else
   # torch first, then pin it: requirements.txt has diffusers[torch]/accelerate/optimizers that depend on
   # torch, and an unpinned resolve may fetch a CUDA build of several GiB.
   log "installing $TORCH_SPEC"
-  pip_q install -q "${index_args[@]}" "$TORCH_SPEC" || die "could not install $TORCH_SPEC. Put the wheel on your find-links or set TORCH_INDEX_URL to PyTorch's CPU wheel index"
+  pip_q install -q "${index_args[@]}" "${TORCH_WORDS[@]}" || die "could not install $TORCH_SPEC. Put the wheel on your find-links or set TORCH_INDEX_URL to PyTorch's CPU wheel index"
   TORCH_VERSION="$(torch_version)"
+  log "installed torch $TORCH_VERSION ($("$VPY" -c 'import torch; print("CUDA " + torch.version.cuda if torch.version.cuda else "CPU-only")' 2>/dev/null))"
   CONSTRAINTS="$VENV/textboost-constraints.txt"
   printf 'torch==%s\n' "$TORCH_VERSION" > "$CONSTRAINTS.tmp" && mv "$CONSTRAINTS.tmp" "$CONSTRAINTS"
 
@@ -128,7 +142,7 @@ else
   # torchvision is imported at top level by library/train_util.py and library/utils.py. --no-deps so
   # that it can never drag in another torch.
   log "installing $TORCHVISION_SPEC (--no-deps)"
-  pip_q install -q --no-deps "${index_args[@]}" "$TORCHVISION_SPEC" -c "$CONSTRAINTS" || die "could not install $TORCHVISION_SPEC"
+  pip_q install -q --no-deps "${index_args[@]}" "${TORCHVISION_WORDS[@]}" -c "$CONSTRAINTS" || die "could not install $TORCHVISION_SPEC"
 
   log "installing ${EXTRA_SPECS[*]} and textboost-ext (editable, --no-deps)"
   pip_q install -q "${EXTRA_SPECS[@]}" -c "$CONSTRAINTS" || die "could not install ${EXTRA_SPECS[*]}"
@@ -215,15 +229,16 @@ mv "$SITE/sd_scripts_torchvision_guard.pth.tmp" "$SITE/sd_scripts_torchvision_gu
 # ---------------------------------------------------------------- 4. checks (always run)
 "$VPY" -m pip --disable-pip-version-check check >&2 || die "pip check failed in $VENV"
 log "checking imports (sd-scripts' train_network imports diffusers: 10-30 s)"
-OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 SD_TREE="$SD" TORCH_SPEC="$TORCH_SPEC" "$VPY" - <<'PYEOF' || die "import check failed (see above)"
+OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 SD_TREE="$SD" TORCH_PIN="$TORCH_PIN" "$VPY" - <<'PYEOF' || die "import check failed (see above)"
 import importlib.metadata as md
 import os
 import sys
 
 import torch
 
-want = os.environ["TORCH_SPEC"].split("==", 1)[-1]
-if torch.__version__ != want:
+want = os.environ["TORCH_PIN"]
+# "2.13.0" accepts any local build of it (2.13.0+cu124 from a CUDA index); "2.13.0+cpu" only that one
+if torch.__version__ != want and (("+" in want) or torch.__version__.split("+")[0] != want):
     sys.exit(f"torch is {torch.__version__}, expected {want}: something replaced it; delete the venv and rerun")
 sys.path.insert(0, os.environ["SD_TREE"])
 from torchvision import transforms  # noqa: E402,F401  (through the guard when needed)
