@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         extension.assert_extra_args(config)
         # 4. dataset; and a Hub upload that cannot work fails now, not after training
         dataset = resolve_dataset(config)
+        # fp16 on a CPU fails now (not as a dtype traceback after the model loads); slow bf16 is a warning
+        from textboost_ext.host.precision import check_mixed_precision
+
+        for warning in check_mixed_precision(config.mixed_precision):
+            print(f"warning: {warning}", file=sys.stderr)
         if config.push_to_hub:
             from textboost_ext.hub.publish import check_publish_config
 

@@ -5,8 +5,10 @@ Read it top to bottom like a recipe: ``setup`` (checks, data, models, network, o
 files), ``cleanup``. The hook order is the one documented in :mod:`textboost_ext.hooks`.
 
 Choices worth knowing:
-- UNet and VAE are frozen, cast to the mixed-precision dtype and never wrapped; the text encoders stay
-  in fp32 (their LoRA and any embedding rows an extension trains must) and run under autocast.
+- Every frozen weight lives in the mixed-precision dtype (UNet, VAE, the text encoders' base weights),
+  cast once at setup, so no step re-casts them; what trains (the LoRA, any embedding rows an extension
+  adds) stays fp32 for the optimizer and fp16 loss scaling, and runs under autocast. The SDXL VAE stays
+  fp32 under fp16, where it overflows. fp16 on a CPU is refused before anything loads (host.precision).
 - Multi-process (``accelerate launch``): nothing is DDP-wrapped; gradients of every optimized
   parameter are averaged after backward (:func:`~textboost_ext.host.optim.average_gradients`). Only
   the main process saves, samples and logs.
@@ -34,6 +36,7 @@ from textboost_ext.host import dataset as data
 from textboost_ext.host import diffusion, output, saving
 from textboost_ext.host.checkpoint import capture_rng_state, load_state, restore_rng_state, save_state
 from textboost_ext.host.optim import average_gradients, build_lr_scheduler, build_optimizer, split_optimizer_args
+from textboost_ext.host.precision import cast_frozen_weights_, check_mixed_precision
 from textboost_ext.host.sampling import SamplePrompt, generate_samples, log_samples, parse_prompts_file
 from textboost_ext.models.conditioning import conditioning_layer_counts
 from textboost_ext.network import TextEncoderLoRA
@@ -110,6 +113,8 @@ class HostTrainer:
         self.ext.assert_extra_args(cfg)  # may force settings; nothing has loaded yet
         validate_config(cfg)  # whatever it forced must still be valid
         check_paths(cfg)
+        for warning in check_mixed_precision(cfg.mixed_precision):  # fp16 on a CPU fails here, before any load
+            logger.warning(warning)
 
         # everything that needs no model fails first: output folder, images, sample prompts
         self.paths = output.adapter_paths(cfg)
@@ -148,6 +153,8 @@ class HostTrainer:
                                process_index=acc.process_index)
         self.ext.post_process_network(self.ctx)
         self._prepare_text_encoders_for_training()  # after post_process_network: it may resize embeddings
+        for te in self.model.text_encoders:  # after the LoRA and new rows exist: they stay fp32
+            cast_frozen_weights_(te, self.weight_dtype)
 
         self.lora_params = self.network.trainable_parameters()
         _, weight_decay = split_optimizer_args(cfg.optimizer_type, cfg.optimizer_args)
