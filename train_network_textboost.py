@@ -53,8 +53,27 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if run.dry_run:
+    if run.dry_run or run.show_captions:
+        # what the run checks before its first step, without a model: every image (readable, large enough),
+        # the captions (caption_mode), the sample prompts; then example captions as training draws them
+        from textboost_ext.host.dataset import collect_images
+        from textboost_ext.host.trainer import resolution_wh
+
+        try:
+            items = collect_images(dataset, resolution_wh(dataset.resolution))
+            notices = extension.check_captions(config, items)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if run.show_captions:
+            print("\n".join(extension.example_captions(items, run.show_captions, config.seed)))
+            return 0
         print(format_resolved_config(config, dataset))
+        for notice in notices:
+            print(f"note: {notice}")
+        print("example training captions:")
+        for caption in extension.example_captions(items, 5, config.seed):
+            print(f"  {caption}")
         return 0
 
     # 5. train

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from textboost_ext.hooks import HostContext, StepBatch, TrainerExtension
+from textboost_ext.method.captions import caption_file_template
 from textboost_ext.method import (
     AUGMENT_SET_TAGS,
     AUGMENT_TOKENS,
@@ -88,6 +89,80 @@ class TextBoostExtension(TrainerExtension):
         config.network_train_text_encoder_only = True
         self.tb = tb
         self.templates = resolve_templates(tb.caption_templates)
+
+    def check_captions(self, config: Any, items: Any) -> list[str]:
+        """caption_mode "files": every caption must name the placeholder (else an error listing them);
+        "templates": one notice listing the dataset's caption sources that the templates leave unused."""
+        tb = self.tb
+        if tb is None:
+            return []
+        unique = list({item.path: item for item in items}.values())
+        if tb.caption_mode == "files":
+            bad = []
+            for item in unique:
+                try:
+                    caption_file_template(item.caption, tb.placeholder_token)
+                except ValueError as err:
+                    source = item.caption_file or f"class tokens of {item.path.parent.name}"
+                    bad.append(f"{item.path.name} ({source}): {err}")
+            if bad:
+                raise ValueError(
+                    f'caption_mode = "files": {len(bad)} caption(s) cannot train the placeholder; write '
+                    f"{tb.placeholder_token!r} where the subject goes (e.g. \"a photo of {self.trigger_phrase()}\"), "
+                    "or use caption_mode = \"templates\":\n  - " + "\n  - ".join(bad))
+            return [f'captions: caption_mode = "files": {len(unique)} caption(s) from the dataset, each with the '
+                    f"augmentation tokens of its view around {tb.placeholder_token!r}"]
+        unused = []
+        files = [i for i in unique if i.caption_file is not None]
+        if files:
+            unused.append(f"{len(files)} caption file(s) (*{files[0].caption_file.suffix})")
+        options = sorted({o for i in unique for o in i.caption_options})
+        unused += options
+        classes = sorted({i.class_tokens for i in unique if i.class_tokens and i.class_tokens != tb.class_noun})
+        if classes:
+            unused.append("folder class tokens " + ", ".join(repr(c) for c in classes))
+        if not unused:
+            return []
+        return [f'captions: caption_mode = "templates" (TextBoost\'s own): every training caption is a '
+                f"caption_templates template with the trigger {self.trigger_phrase()!r} and the augmentation "
+                f"tokens of its view, so these are unused: {'; '.join(unused)}. To train on the dataset's "
+                f'captions set [textboost] caption_mode = "files" (each must contain {tb.placeholder_token!r}).']
+
+    def example_captions(self, items: Any, count: int, seed: int) -> list[str]:
+        """``count`` training captions as steps would draw them (augmentation tags from the plan alone,
+        no image, no model: the placeholder's vector tokens come from the shipped CLIP vocabulary, which
+        every supported family's tokenizers share), for ``--dry_run`` / ``--show_captions``."""
+        import tempfile
+
+        from textboost_ext.host.dataset import shuffle_caption
+        from textboost_ext.models.tokenizer import build_clip_tokenizer
+
+        tb = self.tb
+        assert tb is not None, "assert_extra_args first"
+        vector_tokens = self.vector_tokens
+        if not vector_tokens:
+            with tempfile.TemporaryDirectory() as tmp:
+                n = len(phrase_token_ids(build_clip_tokenizer(tmp), tb.initializer))
+            vector_tokens = placeholder_vector_tokens(tb.placeholder_token, max(1, n))
+        generator = torch.Generator().manual_seed(seed)
+        subject = placeholder_text(vector_tokens)
+        captions = []
+        for i in range(count):
+            item = items[i % len(items)]
+            ops = plan_augmentations(generator, tb.augment, p=tb.augment_p, color_p=tb.augment_color_p)
+            tags = [op.tag for op in ops if op.tag is not None]
+            captions.append(self._caption(item.caption if not item.shuffle_caption else
+                                          shuffle_caption(item.caption, item.keep_tokens, generator),
+                                          subject, tags, generator))
+        return captions
+
+    def _caption(self, dataset_caption: str, subject: str, tags: list[str], generator: torch.Generator) -> str:
+        tb = self.tb
+        if tb.caption_mode == "files":  # the user's words: only the placeholder becomes the vector tokens
+            template = caption_file_template(dataset_caption, tb.placeholder_token)
+            return build_caption(template, subject, None, tags, tb.augment_mode, generator, check_named=False)
+        template = choose_template(self.templates, generator)
+        return build_caption(template, subject, tb.class_noun, tags, tb.augment_mode, generator)
 
     def post_process_network(self, ctx: HostContext) -> None:
         tb = self.tb
@@ -156,9 +231,8 @@ class TextBoostExtension(TrainerExtension):
                 crops[i] = view.crop_top_left
             else:  # a host without sources: augment the training-size image
                 view = apply_augmentations(image, ops)
-            template = choose_template(self.templates, generator)
             images.append(view.image.to(image.dtype))
-            captions.append(build_caption(template, subject, tb.class_noun, view.tags, tb.augment_mode, generator))
+            captions.append(self._caption(batch.captions[i], subject, view.tags, generator))
         batch.images = torch.stack(images)
         batch.captions = captions
         if batch.sources is not None and "crop_top_lefts" in batch.extra:

@@ -17,7 +17,7 @@ extension's internals; an extension never imports a host.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,17 @@ class TrainerExtension:
     # ---- before training -------------------------------------------------------------------
     def assert_extra_args(self, config: Any) -> None:
         """Validate/force settings before any model loads. Raise ``ValueError`` naming the key."""
+
+    def check_captions(self, config: Any, items: Sequence[Any]) -> list[str]:
+        """The dataset's images before any model loads (each with ``path``, ``caption``, ``caption_file``,
+        ``caption_options``, ``class_tokens``). Raise ``ValueError`` for captions that cannot train; return
+        notices (e.g. what the extension's own captions leave unused), which the host logs once."""
+        return []
+
+    def example_captions(self, items: Sequence[Any], count: int, seed: int) -> list[str]:
+        """``count`` captions as training would use them (``--dry_run``, ``--show_captions``); the base
+        trains on the dataset's own captions."""
+        return [items[i % len(items)].caption for i in range(count)] if items else []
 
     def wants_source_images(self) -> bool:
         """True: put each photo at source resolution into ``StepBatch.sources`` (after assert_extra_args)."""

@@ -20,7 +20,7 @@ from textboost_ext.config.load import load_config
 from textboost_ext.config.schema import TextBoostConfig, TrainConfig
 from textboost_ext.config.unsupported import KOHYA_TRAIN_OPTIONS, SECRET_HINT, is_secret_key
 
-RUN_OPTIONS = ("config_file", "dry_run", "sd_scripts_dir")
+RUN_OPTIONS = ("config_file", "dry_run", "show_captions", "sd_scripts_dir")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class RunOptions:
 
     config_file: str | None = None
     dry_run: bool = False
+    show_captions: int = 0  # print this many training captions and exit (kohya's --debug_dataset habit)
     sd_scripts_dir: str | None = None  # reserved for the sd-scripts host
 
 
@@ -59,6 +60,8 @@ def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--config_file", metavar="TOML", help="training config TOML (kohya names + [textboost])")
     run.add_argument("--dry_run", action="store_true", help="validate, print the resolved config and dataset, exit")
+    run.add_argument("--show_captions", metavar="N", type=int,
+                     help="print N training captions as the run would draw them (with augmentation tokens), then exit")
     run.add_argument("--sd_scripts_dir", metavar="DIR", help="kohya sd-scripts checkout, to train with its trainer")
     _add_fields(parser.add_argument_group("training config (TOML top level)"), TrainConfig())
     _add_fields(parser.add_argument_group("[textboost] table"), TextBoostConfig())
@@ -95,6 +98,7 @@ def parse_args(argv: Sequence[str] | None = None, *, check_paths: bool = True) -
     run = RunOptions(
         config_file=_with_toml_suffix(given.pop("config_file", None)),
         dry_run=bool(given.pop("dry_run", False)),
+        show_captions=int(given.pop("show_captions", 0)),
         sd_scripts_dir=given.pop("sd_scripts_dir", None),
     )
     flag_errors = _unknown_flags(unknown)

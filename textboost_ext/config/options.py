@@ -32,6 +32,7 @@ KPL_TYPES = ("cosine", "mse")
 TIMESTEP_SAMPLINGS = ("snr", "uniform")
 AUGMENTS = ("object", "style", "none")
 AUGMENT_MODES = ("token", "text")
+CAPTION_MODES = ("templates", "files")  # [textboost] caption_mode
 NUM_TRAIN_TIMESTEPS = 1000  # every SD 1.x / 2.x / XL noise schedule
 # Module kinds of a CLIP encoder layer the LoRA can adapt (the default adapts all of them).
 LORA_TARGETS = tuple(LORA_TARGETS_DEFAULT)

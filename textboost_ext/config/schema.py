@@ -20,6 +20,9 @@ class TextBoostConfig:
     initializer: str | None = None  # phrase the placeholder vectors start from, e.g. "corgi dog"
     class_noun: str | None = None  # e.g. "dog"; appended to captions and used in KP class templates
     caption_templates: list[str] = field(default_factory=lambda: list(CAPTION_TEMPLATES_DEFAULT))
+    # "templates": every caption from caption_templates + the trigger (the paper's setup); "files": the
+    # dataset's captions (caption files / class tokens + prefix/suffix, shuffled), which must name the placeholder
+    caption_mode: str = "templates"
     emb_learning_rate: float = 1e-3
     norm_clamp: bool = False
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS_DEFAULT))

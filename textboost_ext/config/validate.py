@@ -17,6 +17,7 @@ from textboost_ext.config.errors import Problems, did_you_mean, show_value
 from textboost_ext.config.options import (
     AUGMENT_MODES,
     AUGMENTS,
+    CAPTION_MODES,
     BUILTIN_MODELS,
     BUILTIN_PREFIX,
     FAMILY_FLAGS,
@@ -277,6 +278,7 @@ def check_textboost(cfg: TrainConfig, report: Problems) -> None:
     _choice(tb, "timestep_sampling", TIMESTEP_SAMPLINGS, report)
     _choice(tb, "augment", AUGMENTS, report)
     _choice(tb, "augment_mode", AUGMENT_MODES, report)
+    _choice(tb, "caption_mode", CAPTION_MODES, report)
 
 
 def _check_templates(templates: list[str], report: Problems) -> None:

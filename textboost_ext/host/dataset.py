@@ -40,6 +40,27 @@ class ImageItem:
     size_wh: tuple[int, int]  # the file's own size, for SDXL's original-size conditioning
     shuffle_caption: bool = False
     keep_tokens: int = 0
+    caption_file: Path | None = None  # the caption file the caption came from; None: the class tokens
+    caption_options: tuple[str, ...] = ()  # the subset's caption options that are set (caption_prefix, ...)
+    class_tokens: str | None = None
+
+
+def caption_options(subset: Any) -> tuple[str, ...]:
+    """Names of the kohya caption options a subset sets (for the notice that templates ignore them)."""
+    names = [n for n in ("caption_prefix", "caption_suffix") if (getattr(subset, n, None) or "").strip()]
+    names += [n for n in ("shuffle_caption", "keep_tokens") if getattr(subset, n, None)]
+    return tuple(names)
+
+
+def _caption_file(image: Path, subset: Any) -> Path | None:
+    caption_file = image.with_suffix(subset.caption_extension)
+    if not caption_file.is_file():
+        return None
+    try:
+        raw = caption_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return caption_file  # _read_caption reports it
+    return caption_file if any(line.strip() for line in raw.splitlines()) else None
 
 
 def _read_caption(image: Path, subset: Any) -> str:
@@ -103,6 +124,8 @@ def collect_images(spec: Any, resolution_wh: tuple[int, int]) -> list[ImageItem]
             item = ImageItem(
                 path=path, caption=_read_caption(path, subset), size_wh=_check_image(path, resolution_wh),
                 shuffle_caption=bool(getattr(subset, "shuffle_caption", False)), keep_tokens=int(getattr(subset, "keep_tokens", 0)),
+                caption_file=_caption_file(path, subset), caption_options=caption_options(subset),
+                class_tokens=(subset.class_tokens or "").strip() or None,
             )
             items.extend([item] * subset.num_repeats)
     if not items:

@@ -31,6 +31,7 @@ def optimizer_description(optimizer: torch.optim.Optimizer, optimizer_args: Sequ
 def training_info(
     config: Any, model: Any, resolution_wh: tuple[int, int], items: Sequence[data.ImageItem], *, file_stem: str,
     steps: int, started_at: float, optimizer: str, trigger_phrase: str | None,
+    tag_frequency: dict[str, dict[str, int]] | None = None,
 ) -> TrainingInfo:
     """What the LoRA file's metadata records; ``file_stem`` is the file's own name (A1111's alias)."""
     import time
@@ -53,7 +54,8 @@ def training_info(
         optimizer=optimizer,
         num_train_images=len(items),
         mixed_precision=config.mixed_precision,
-        tag_frequency=data.tag_frequency(items),
+        # the words of the captions trained, when the host counted them; else the dataset's caption tags
+        tag_frequency=tag_frequency if tag_frequency is not None else data.tag_frequency(items),
         dataset_dirs=data.dataset_summary(items),
         training_comment=config.training_comment,
         trigger_phrase=trigger_phrase,

@@ -89,6 +89,7 @@ class HostTrainer:
         self.checkpoint_extras: dict[Path, list[Path]] = {}  # checkpoint file -> the extension's files beside it
         self.last_state_dir: Path | None = None
         self.last_sample_step: int | None = None
+        self.trained_words: dict[str, dict[str, int]] = {}  # folder -> word -> captions (ss_tag_frequency)
         self.step = 0
         self.batches: Iterator[dict[str, Any]] | None = None
 
@@ -133,6 +134,8 @@ class HostTrainer:
         spec = resolve_dataset(cfg)  # a dataset TOML may set its own batch_size and resolution
         self.resolution, self.batch_size = resolution_wh(spec.resolution), spec.batch_size
         self.items = data.collect_images(spec, self.resolution)
+        for notice in self.ext.check_captions(cfg, self.items):  # captions that cannot train fail here
+            logger.info(notice)
         self.sample_prompts: list[SamplePrompt] = parse_prompts_file(cfg.sample_prompts) if cfg.sample_prompts else []
 
         set_seed(cfg.seed)
@@ -283,6 +286,7 @@ class HostTrainer:
         for _ in range(cfg.gradient_accumulation_steps):
             batch = self._next_batch()
             ext.on_step_start(ctx, batch, step, self.generator)
+            self._count_trained_words(batch)
             terms = self.compute_loss(batch, step)
             acc.backward(terms["loss/total"])  # accelerate divides by gradient_accumulation_steps
             for key, value in terms.items():
@@ -301,6 +305,14 @@ class HostTrainer:
             logs[f"lr/{group['name']}"] = float(lr)
         logs.update({k: float(v) for k, v in ext.step_logs(ctx).items()})
         return logs
+
+    def _count_trained_words(self, batch: StepBatch) -> None:
+        """``ss_tag_frequency`` from the captions actually trained (after the extension wrote them): per
+        folder, each word counted once per caption, so A1111's tag list shows the trigger that trained."""
+        for caption, path in zip(batch.captions, batch.extra.get("paths") or []):
+            counts = self.trained_words.setdefault(Path(path).parent.name, {})
+            for word in set(caption.replace(",", " ").split()):
+                counts[word] = counts.get(word, 0) + 1
 
     def _next_batch(self) -> StepBatch:
         assert self.batches is not None, "setup() first"
@@ -360,7 +372,7 @@ class HostTrainer:
         info = saving.training_info(
             self.config, self.model, self.resolution, self.items, file_stem=path.stem, steps=self.step,
             started_at=self.started_at, optimizer=saving.optimizer_description(self.optimizer, self.config.optimizer_args),
-            trigger_phrase=self.ext.trigger_phrase(),
+            trigger_phrase=self.ext.trigger_phrase(), tag_frequency=self.trained_words or None,
         )
         return saving.write_lora(path, self.network, info, self.ext, self.ctx, self.config.save_precision)
 

@@ -18,6 +18,7 @@ augmentations are then named, exactly once each and nothing else:
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -81,6 +82,8 @@ def build_caption(
     tags: Sequence[str],
     mode: CaptionMode,
     rng: Rng,
+    *,
+    check_named: bool = True,
 ) -> str:
     """Caption for one augmented view.
 
@@ -89,7 +92,7 @@ def build_caption(
     ``random.Random`` or ``torch.Generator``) is drawn once per tag in token mode, never in text mode.
     """
     _check_template(template)
-    named = named_augmentation(template)
+    named = named_augmentation(template) if check_named else None
     if named is not None:  # the caption would name an augmentation whether or not the view has it
         raise ValueError(f"caption template {template!r} says {named[1]!r} (the {named[0]} augmentation); only the "
                          "augmentations applied to a view may be named, and they name themselves")
@@ -123,6 +126,21 @@ def build_caption(
     if "collage" in tags:
         caption = f"{AUGMENT_PHRASES['collage']} {caption}"
     return caption
+
+
+def caption_file_template(caption: str, placeholder: str) -> str:
+    """``caption_mode = "files"``: the dataset caption as a template, its first whole-word ``placeholder``
+    replaced by ``{}`` (where the vector tokens, and the augmentation tokens around them, go).
+
+    "tbmug mug, on a table" -> "{} mug, on a table". Raises ValueError when the placeholder is missing
+    (the caption would train nothing into the embedding) or the caption holds braces.
+    """
+    if "{" in caption or "}" in caption:
+        raise ValueError(f"caption {caption!r} holds a brace; remove it (braces are reserved for templates)")
+    match = re.search(rf"(?<![\w<>-]){re.escape(placeholder)}(?![\w<>-])", caption)
+    if match is None:
+        raise ValueError(f"caption {caption!r} does not contain the placeholder {placeholder!r}")
+    return caption[: match.start()] + "{}" + caption[match.end():]
 
 
 def augmentation_tokens(tags: Sequence[str]) -> list[str]:
