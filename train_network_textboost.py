@@ -41,6 +41,20 @@ def main(argv: list[str] | None = None) -> int:
         extension.assert_extra_args(config)
         # 4. dataset; and a Hub upload that cannot work fails now, not after training
         dataset = resolve_dataset(config)
+        # what training will use: the dataset TOML's batch/resolution, epochs as steps (shown, saved, trained)
+        from textboost_ext.config.resolve import finalize_config
+
+        for notice in finalize_config(config, dataset):
+            print(f"note: {notice}", file=sys.stderr)
+        from textboost_ext.host.optim import check_optimizer
+
+        check_optimizer(config.optimizer_type, config.optimizer_args)  # the library loads, its arguments exist
+        if config.sample_prompts:  # a broken prompt file fails now, not at the first sample
+            from textboost_ext.host.sampling import parse_prompts_file
+
+            prompts = [p.prompt for p in parse_prompts_file(config.sample_prompts)]
+            for notice in extension.check_sample_prompts(config, prompts):
+                print(f"warning: {notice}", file=sys.stderr)
         # fp16 on a CPU fails now (not as a dtype traceback after the model loads); slow bf16 is a warning
         from textboost_ext.host.precision import check_mixed_precision
 
@@ -50,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             from textboost_ext.hub.publish import check_publish_config
 
             check_publish_config(config)
-    except (ConfigError, ValueError) as err:
+    except (ConfigError, ValueError, RuntimeError) as err:  # RuntimeError: an optimizer library that cannot load
         print(f"error: {err}", file=sys.stderr)
         return 2
     if run.dry_run or run.show_captions:

@@ -97,6 +97,13 @@ class TextBoostExtension(TrainerExtension):
         if tb is None:
             return []
         unique = list({item.path: item for item in items}.values())
+        notices = []
+        if not tb.class_noun:
+            classes = sorted({i.class_tokens for i in unique if i.class_tokens})
+            hint = f" (the folder's class tokens say {classes[0]!r})" if classes else ""
+            notices.append(f"[textboost] class_noun is not set: the trigger is just {tb.placeholder_token!r} and "
+                           f"captions read like 'a photo of {tb.placeholder_token}'; set class_noun = \"dog\"{hint} "
+                           f"for the trigger '{tb.placeholder_token} <class>', which also feeds the preservation prompts")
         if tb.caption_mode == "files":
             bad = []
             for item in unique:
@@ -110,8 +117,8 @@ class TextBoostExtension(TrainerExtension):
                     f'caption_mode = "files": {len(bad)} caption(s) cannot train the placeholder; write '
                     f"{tb.placeholder_token!r} where the subject goes (e.g. \"a photo of {self.trigger_phrase()}\"), "
                     "or use caption_mode = \"templates\":\n  - " + "\n  - ".join(bad))
-            return [f'captions: caption_mode = "files": {len(unique)} caption(s) from the dataset, each with the '
-                    f"augmentation tokens of its view around {tb.placeholder_token!r}"]
+            return notices + [f'captions: caption_mode = "files": {len(unique)} caption(s) from the dataset, each '
+                              f"with the augmentation tokens of its view around {tb.placeholder_token!r}"]
         unused = []
         files = [i for i in unique if i.caption_file is not None]
         if files:
@@ -122,11 +129,33 @@ class TextBoostExtension(TrainerExtension):
         if classes:
             unused.append("folder class tokens " + ", ".join(repr(c) for c in classes))
         if not unused:
-            return []
-        return [f'captions: caption_mode = "templates" (TextBoost\'s own): every training caption is a '
+            return notices
+        return notices + [f'captions: caption_mode = "templates" (TextBoost\'s own): every training caption is a '
                 f"caption_templates template with the trigger {self.trigger_phrase()!r} and the augmentation "
                 f"tokens of its view, so these are unused: {'; '.join(unused)}. To train on the dataset's "
                 f'captions set [textboost] caption_mode = "files" (each must contain {tb.placeholder_token!r}).']
+
+    def check_sample_prompts(self, config: Any, prompts: Any) -> list[str]:
+        """Samples are how a user judges the run: prompts without the placeholder show the base model, not
+        the subject. None naming it is an error (allow_prompts_without_placeholder = true: a warning);
+        some not naming it is a notice (fine as control prompts: TextBoost keeps the rest of the prompt working)."""
+        tb = self.tb
+        if tb is None or not prompts:
+            return []
+        pattern = re.compile(rf"(?<![\w<-]){re.escape(tb.placeholder_token)}(?![\w>-])")
+        missing = [p for p in prompts if not pattern.search(p)]
+        if not missing:
+            return []
+        listed = "; ".join(repr(p[:60]) for p in missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        if len(missing) == len(prompts):
+            message = (f"sample_prompts: no prompt contains the placeholder {tb.placeholder_token!r}, so every sample "
+                       f"would show the base model, not the trained subject ({listed}); write it where the subject "
+                       f"goes, e.g. \"a photo of {self.trigger_phrase()} on a beach\"")
+            if not tb.allow_prompts_without_placeholder:
+                raise ValueError(message + " (or set [textboost] allow_prompts_without_placeholder = true)")
+            return [message]
+        return [f"sample_prompts: {len(missing)} of {len(prompts)} prompt(s) do not contain {tb.placeholder_token!r} "
+                f"and will show the base model (fine as control prompts): {listed}"]
 
     def example_captions(self, items: Any, count: int, seed: int) -> list[str]:
         """``count`` training captions as steps would draw them (augmentation tags from the plan alone,

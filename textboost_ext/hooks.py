@@ -74,6 +74,11 @@ class TrainerExtension:
         notices (e.g. what the extension's own captions leave unused), which the host logs once."""
         return []
 
+    def check_sample_prompts(self, config: Any, prompts: Sequence[str]) -> list[str]:
+        """The sample prompts before any model loads: raise ``ValueError`` for prompts that would waste the
+        run's samples, return notices for doubtful ones."""
+        return []
+
     def example_captions(self, items: Sequence[Any], count: int, seed: int) -> list[str]:
         """``count`` captions as training would use them (``--dry_run``, ``--show_captions``); the base
         trains on the dataset's own captions."""

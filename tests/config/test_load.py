@@ -119,7 +119,7 @@ def test_ints_are_accepted_for_floats(write_toml) -> None:
     ("train_batch_size = 0", "train_batch_size = 0 must be > 0"),
     ('mixed_precision = "fp8"', "mixed_precision = 'fp8' is not supported"),
     ('save_precision = "int8"', "save_precision = 'int8' is not supported"),
-    ('optimizer_type = "Lion"', "optimizer_type = 'Lion' is not supported"),
+    ('optimizer_type = "AdamW9bit"', "optimizer_type = 'AdamW9bit' is not supported"),
     ('optimizer_type = "adamw_8bit"', "(did you mean 'AdamW8bit'?)"),
     ('optimizer_args = ["weight_decay"]', "is not key=value"),
     ('optimizer_args = ["weight_decy=0.1"]', "(did you mean 'weight_decay'?)"),
@@ -138,7 +138,7 @@ def test_ints_are_accepted_for_floats(write_toml) -> None:
     ("sample_every_n_steps = 10", "sample_every_n_steps is set but sample_prompts is not"),
     ('output_name = "x.safetensors"', "must not carry the extension; use 'x'"),
     ('extension = "textbost"', "(did you mean 'textboost'?)"),
-    ('network_module = "networks.lora"', "network_module = \"textboost_ext.network\""),
+    ('network_module = "lycoris.kohya"', "network_module = \"textboost_ext.network\""),
 ])
 def test_impossible_top_level_values(write_toml, line: str, fragment: str) -> None:
     body = HEAD.replace('pretrained_model_name_or_path = "builtin:tiny-sd1"\n', "") if "pretrained" in line else HEAD

@@ -40,8 +40,53 @@ def test_unknown_optimizer_arg_and_type_are_named() -> None:
         optim.build_optimizer(_groups(), "AdamW", ["betaz=(0.9,0.99)"])
     with pytest.raises(ValueError, match=r"'min_8bit_size'"):
         optim.build_optimizer(_groups(), "AdamW", ["min_8bit_size=0"])  # an 8-bit-only key
-    with pytest.raises(ValueError, match=r"optimizer_type = 'Lion'"):
-        optim.build_optimizer(_groups(), "Lion", [])
+    with pytest.raises(ValueError, match=r"optimizer_type = 'AdamW9bit'"):
+        optim.build_optimizer(_groups(), "AdamW9bit", [])
+
+
+@pytest.mark.parametrize(("name", "cls"), [("Lion8bit", "Lion8bit"), ("SGDNesterov", "SGD"), ("sgdnesterov8bit", "SGD8bit"),
+                                           ("Adafactor", "Adafactor"), ("PagedAdamW8bit", "PagedAdamW8bit"),
+                                           ("torch.optim.RMSprop", "RMSprop")])
+def test_kohya_optimizer_names_and_module_class_build_and_step(name: str, cls: str) -> None:
+    args = ["min_8bit_size=0"] if "8bit" in name.lower() else []
+    opt = optim.build_optimizer(_groups(), name, args)
+    assert type(opt).__name__ == cls
+    if cls == "SGD":  # kohya's SGDNesterov: nesterov momentum 0.9
+        assert all(g["nesterov"] and g["momentum"] == 0.9 for g in opt.param_groups)
+    if cls == "SGD8bit":  # bitsandbytes keeps the momentum as betas[0]
+        assert opt.defaults["betas"][0] == 0.9
+    before = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    _step(opt)
+    after = [p for g in opt.param_groups for p in g["params"]]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_missing_optimizer_library_and_bad_args_are_named() -> None:
+    with pytest.raises(optim.OptimizerUnavailableError, match=r"pip install prodigyopt"):
+        optim.check_optimizer("Prodigy", [])
+    with pytest.raises(optim.OptimizerUnavailableError, match=r"no_such_module"):
+        optim.check_optimizer("no_such_module.Opt", [])
+    with pytest.raises(ValueError, match=r"Lion8bit takes no argument\(s\) \['amsgrad'\]"):
+        optim.check_optimizer("Lion8bit", ["amsgrad=True"])
+
+
+def test_cosine_with_restarts_honours_num_cycles_and_polynomial_power() -> None:
+    opt = optim.build_optimizer(_groups(), "AdamW", [])
+    sched = optim.build_lr_scheduler("cosine_with_restarts", opt, 0, 12, num_cycles=3)
+    lrs = []
+    for _ in range(12):
+        lrs.append(sched.get_last_lr()[0])
+        _step(opt)
+        sched.step()
+    assert lrs[0] == lrs[4] == lrs[8] == pytest.approx(1e-2)  # three restarts, not one cycle
+    opt = optim.build_optimizer(_groups(), "AdamW", [])
+    linear = optim.build_lr_scheduler("polynomial", opt, 0, 10, power=1.0)
+    opt2 = optim.build_optimizer(_groups(), "AdamW", [])
+    squared = optim.build_lr_scheduler("polynomial", opt2, 0, 10, power=2.0)
+    for _ in range(5):
+        _step(opt), _step(opt2)
+        linear.step(), squared.step()
+    assert squared.get_last_lr()[0] < linear.get_last_lr()[0]
 
 
 def test_adamw8bit_uses_uint8_state_with_min_8bit_size_0() -> None:

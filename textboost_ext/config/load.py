@@ -22,10 +22,13 @@ from textboost_ext.config.paths import INPUT_PATHS, check_paths as check_input_p
 from textboost_ext.config.schema import TextBoostConfig, TrainConfig
 from textboost_ext.config.tomlio import read_toml, toml_value
 from textboost_ext.config.unsupported import (
+    ANY_VALUE,
     KOHYA_TRAIN_OPTIONS,
+    TOP_LEVEL_OFF_VALUES,
     MISPLACED_KEYS,
     SECRET_HINT,
     is_secret_key,
+    is_top_level_off,
     looks_like_token,
 )
 from textboost_ext.config.options import model_family
@@ -96,6 +99,8 @@ def _collect_file(raw: dict[str, Any], label: str, base_dir: Path, train: dict[s
                     problems.add(_unknown_key(sub_key, f"{label} [textboost]", in_textboost=True))
         elif key in train_names:
             put(train, key, value, label)
+        elif key in KOHYA_TRAIN_OPTIONS and is_top_level_off(key, value):
+            continue  # a kohya option spelled out at its "off" value changes nothing
         elif isinstance(value, dict) and not is_secret_key(key) and key not in {*KOHYA_TRAIN_OPTIONS, "datasets"}:
             table = f"{label} [{key}]"
             if _looks_like_textboost(key):
@@ -106,6 +111,8 @@ def _collect_file(raw: dict[str, Any], label: str, base_dir: Path, train: dict[s
                     problems.add(f"{table}: [textboost] must be a top-level table, not [{key}.textboost]")
                 elif sub_key in train_names:
                     put(train, sub_key, sub_value, table)
+                elif sub_key in KOHYA_TRAIN_OPTIONS and is_top_level_off(sub_key, sub_value):
+                    continue
                 elif isinstance(sub_value, dict):
                     problems.add(f"{table}: nested table [{key}.{sub_key}] is not allowed; tables group "
                                  "top-level keys one level deep")
@@ -131,7 +138,10 @@ def _unknown_key(key: str, where: str, *, in_textboost: bool) -> str:
     if key in MISPLACED_KEYS:
         return f"{where}: {key!r} {MISPLACED_KEYS[key]}"
     if key in KOHYA_TRAIN_OPTIONS:
-        return f"{where}: {key!r} is a kohya option this trainer does not implement; {KOHYA_TRAIN_OPTIONS[key]}"
+        off = TOP_LEVEL_OFF_VALUES.get(key)
+        accepted = f" (only {toml_value(off)}, its off value, is accepted)" if off is not None and off is not ANY_VALUE else ""
+        return (f"{where}: {key!r} is a kohya option this trainer does not implement; {KOHYA_TRAIN_OPTIONS[key]}"
+                f"{accepted}")
     own, other = (textboost_names, train_names) if in_textboost else (train_names, textboost_names)
     hint = did_you_mean(key, own)
     if not hint and closest_name(key, other):

@@ -13,7 +13,25 @@ from textboost_ext.config.errors import did_you_mean
 from textboost_ext.config.schema import LORA_TARGETS_DEFAULT, TrainConfig
 from textboost_ext.models.builtin import BUILTIN_MODELS as _BUILTIN_BY_NAME, BUILTIN_PREFIX
 
-OPTIMIZERS = ("AdamW", "AdamW8bit")
+# kohya's optimizer_type names -> (module, class, fixed keyword arguments, pip package when not installed).
+# Any other value containing a dot is taken as an importable ``module.Class`` (kohya does the same).
+OPTIMIZER_CLASSES: dict[str, tuple[str, str, dict[str, object], str]] = {
+    "AdamW": ("torch.optim", "AdamW", {}, "torch"),
+    "AdamW8bit": ("bitsandbytes.optim", "AdamW8bit", {}, "bitsandbytes"),
+    "PagedAdamW": ("bitsandbytes.optim", "PagedAdamW", {}, "bitsandbytes"),
+    "PagedAdamW8bit": ("bitsandbytes.optim", "PagedAdamW8bit", {}, "bitsandbytes"),
+    "PagedAdamW32bit": ("bitsandbytes.optim", "PagedAdamW32bit", {}, "bitsandbytes"),
+    "Lion": ("lion_pytorch", "Lion", {}, "lion-pytorch"),
+    "Lion8bit": ("bitsandbytes.optim", "Lion8bit", {}, "bitsandbytes"),
+    "PagedLion8bit": ("bitsandbytes.optim", "PagedLion8bit", {}, "bitsandbytes"),
+    "SGDNesterov": ("torch.optim", "SGD", {"nesterov": True, "momentum": 0.9}, "torch"),
+    "SGDNesterov8bit": ("bitsandbytes.optim", "SGD8bit", {"nesterov": True, "momentum": 0.9}, "bitsandbytes"),
+    # kohya: with a learning rate given, Adafactor runs with relative_step/scale_parameter/warmup_init off
+    "Adafactor": ("transformers.optimization", "Adafactor",
+                  {"relative_step": False, "scale_parameter": False, "warmup_init": False}, "transformers"),
+    "Prodigy": ("prodigyopt", "Prodigy", {}, "prodigyopt"),
+}
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
 # Keyword arguments each optimizer accepts through kohya-style `optimizer_args = ["k=v"]`
 # (torch.optim.AdamW / bitsandbytes.optim.AdamW8bit; `lr` comes from learning_rate).
 OPTIMIZER_ARG_KEYS = {
@@ -75,16 +93,25 @@ def lora_target_problems(targets: Sequence[str]) -> list[str]:
     return problems
 
 
+def is_custom_optimizer(optimizer_type: str) -> bool:
+    """``module.Class`` (kohya's way to name any optimizer), not one of the names above."""
+    module, _, cls = optimizer_type.rpartition(".")
+    return bool(module) and cls.isidentifier() and all(p.isidentifier() for p in module.split("."))
+
+
 def parse_optimizer_args(optimizer_type: str, args: list[str]) -> dict[str, object]:
-    """kohya's ``["weight_decay=0.01", "betas=(0.9,0.99)"]`` -> kwargs; ``ValueError`` naming the bad item."""
-    allowed = OPTIMIZER_ARG_KEYS[optimizer_type]
+    """kohya's ``["weight_decay=0.01", "betas=(0.9,0.99)"]`` -> kwargs; ``ValueError`` naming the bad item.
+
+    Keys are checked here for AdamW/AdamW8bit; for the other optimizers the host checks them against the
+    class's own signature once it is imported (``host.optim.check_optimizer``, also run by --dry_run)."""
+    allowed = OPTIMIZER_ARG_KEYS.get(optimizer_type)
     kwargs: dict[str, object] = {}
     for item in args:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"optimizer_args item {item!r} is not key=value (e.g. \"weight_decay=0.01\")")
-        if key not in allowed:
+        if allowed is not None and key not in allowed:
             raise ValueError(f"optimizer_args: {optimizer_type} takes no argument {key!r}"
                              f"{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
         try:

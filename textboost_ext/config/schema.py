@@ -23,6 +23,9 @@ class TextBoostConfig:
     # "templates": every caption from caption_templates + the trigger (the paper's setup); "files": the
     # dataset's captions (caption files / class tokens + prefix/suffix, shuffled), which must name the placeholder
     caption_mode: str = "templates"
+    # sample prompts that all lack placeholder_token are an error (they would show the untrained base);
+    # true makes it a warning
+    allow_prompts_without_placeholder: bool = False
     emb_learning_rate: float = 1e-3
     norm_clamp: bool = False
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS_DEFAULT))
@@ -74,7 +77,12 @@ class TrainConfig:
     optimizer_args: list[str] = field(default_factory=list)  # kohya style: ["weight_decay=0.01"]
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
+    lr_scheduler_num_cycles: int = 1  # cosine_with_restarts: number of restarts (kohya)
+    lr_scheduler_power: float = 1.0  # polynomial: the decay's power (kohya)
     max_train_steps: int = 250
+    # kohya's epochs: converted to steps once the dataset is known (one epoch = every image x repeats once),
+    # with a one-line notice; the resolved config then holds the steps (config.epochs)
+    max_train_epochs: int | None = None
     train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
@@ -91,6 +99,7 @@ class TrainConfig:
     save_model_as: str = "safetensors"
     save_precision: str = "fp16"  # "fp16" | "float" | "bf16"
     save_every_n_steps: int | None = None
+    save_every_n_epochs: int | None = None
     save_last_n_steps: int | None = None
     save_state: bool = False
     resume: str | None = None
@@ -99,6 +108,7 @@ class TrainConfig:
     # sampling
     sample_prompts: str | None = None
     sample_every_n_steps: int | None = None
+    sample_every_n_epochs: int | None = None
     sample_at_first: bool = False
     sample_sampler: str = "ddim"
     # logging

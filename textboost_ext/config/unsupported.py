@@ -37,11 +37,13 @@ _HUB = "use push_to_hub / hub_repo_id / hub_private (or the textboost-hub CLI)"
 
 # kohya train_network.py option -> what to do instead.
 KOHYA_TRAIN_OPTIONS = {
-    "max_train_epochs": "set max_train_steps (TextBoost trains for a number of steps)",
-    "save_every_n_epochs": _BY_STEPS, "save_last_n_epochs": _BY_STEPS, "save_last_n_epochs_state": _BY_STEPS,
+    "save_last_n_epochs": _BY_STEPS, "save_last_n_epochs_state": _BY_STEPS,
     "save_last_n_steps_state": "save_last_n_steps also limits saved states",
     "save_state_on_train_end": "use save_state = true",
-    "sample_every_n_epochs": _BY_STEPS,
+    "dynamo_backend": "torch.compile is not used; remove the key",
+    "huber_schedule": _PLAIN_LOSS,
+    "lr_scheduler_args": "use lr_scheduler_num_cycles / lr_scheduler_power",
+    "lr_scheduler_type": "custom scheduler classes are not implemented; use lr_scheduler",
     "network_args": "this LoRA takes no network_args; use network_dim, network_alpha and [textboost] lora_targets",
     "network_dropout": "LoRA dropout is not implemented",
     "min_snr_gamma": "TextBoost samples timesteps by SNR instead of reweighting the loss: "
@@ -87,6 +89,52 @@ KOHYA_TRAIN_OPTIONS = {
     "debug_dataset": "run with --dry_run to see the resolved config and dataset",
     "output_config": "the resolved config is always saved beside the adapter; --dry_run prints it",
 }
+
+# A kohya training option set to the value that turns it off changes nothing, so it is accepted at the top
+# level (the kohya_ss GUI and --output_config write many of them out); any other value is refused with its
+# message above. ANY_VALUE: options that only act together with another option that is refused when on
+# (bucket sizes without enable_bucket, huber_c without loss_type = "huber"), or that name what this trainer
+# does anyway (sdpa).
+ANY_VALUE = object()
+TOP_LEVEL_OFF_VALUES: dict[str, object] = {
+    **{k: False for k in (
+        "xformers", "mem_eff_attn", "cache_latents", "cache_latents_to_disk", "cache_text_encoder_outputs",
+        "no_half_vae", "full_fp16", "full_bf16", "fp8_base", "lowram", "highvram", "zero_terminal_snr",
+        "scale_v_pred_loss_like_noise_pred", "masked_loss", "enable_bucket", "shuffle_caption",
+        "flip_aug", "color_aug", "random_crop", "debiased_estimation_loss", "save_state_on_train_end", "log_config",
+        "dim_from_weights", "save_state_to_huggingface", "resume_from_huggingface", "async_upload", "debug_dataset",
+        "output_config")},
+    **{k: 0 for k in (
+        "noise_offset", "multires_noise_iterations", "ip_noise_gamma", "min_snr_gamma", "network_dropout",
+        "scale_weight_norms", "caption_dropout_rate", "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
+        "keep_tokens", "save_last_n_epochs", "save_last_n_epochs_state", "save_last_n_steps_state", "v_pred_like_loss")},
+    **{k: "" for k in (
+        "caption_prefix", "caption_suffix", "reg_data_dir", "in_json", "base_weights", "huggingface_repo_id",
+        "huggingface_repo_visibility", "huggingface_repo_type", "huggingface_path_in_repo", "wandb_run_name",
+        "log_tracker_name", "log_tracker_config", "lr_scheduler_type")},
+    "loss_type": "l2", "prior_loss_weight": 1.0, "max_token_length": 75, "dynamo_backend": "no",
+    "network_args": [], "lr_scheduler_args": [],
+    **{k: ANY_VALUE for k in ("multires_noise_discount", "huber_c", "huber_schedule", "min_bucket_reso", "max_bucket_reso",
+                              "bucket_reso_steps", "bucket_no_upscale", "sdpa",
+                              "persistent_data_loader_workers")},
+}
+
+
+def is_top_level_off(key: str, value: object) -> bool:
+    """True when a kohya training option we do not implement is set to its "off" value (see above)."""
+    off = TOP_LEVEL_OFF_VALUES.get(key, NO_OFF_VALUE_TOP)
+    if off is ANY_VALUE:
+        return True
+    if off is NO_OFF_VALUE_TOP:
+        return False
+    if isinstance(off, bool) or isinstance(value, bool):  # bool is an int in Python: 0 is not `false`
+        return value is off
+    if isinstance(off, (int, float)):
+        return isinstance(value, (int, float)) and value == off
+    return value == off
+
+
+NO_OFF_VALUE_TOP = object()
 
 # Keys that are real options, just not in this place.
 MISPLACED_KEYS = {

@@ -30,6 +30,7 @@ from textboost_ext.config.options import (
     SAMPLERS,
     SAVE_PRECISIONS,
     TIMESTEP_SAMPLINGS,
+    is_custom_optimizer,
     lora_target_problems,
     model_family,
     parse_optimizer_args,
@@ -139,11 +140,15 @@ def _check_data(cfg: TrainConfig, report: Problems) -> None:
     _positive(cfg, "max_data_loader_n_workers", report, allow_zero=True)
 
 
+# kohya's networks.lora is accepted: this trainer's LoRA writes exactly that format (its files say so)
+NETWORK_MODULES = ("textboost_ext.network", "networks.lora")
+
+
 def _check_network(cfg: TrainConfig, report: Problems) -> None:
-    if cfg.network_module != "textboost_ext.network":
+    if cfg.network_module not in NETWORK_MODULES:
         report.at("network_module", f"network_module = {cfg.network_module!r}: this trainer builds its own "
-                  "text-encoder LoRA; set network_module = \"textboost_ext.network\" (its files load wherever "
-                  "networks.lora files do)")
+                  "text-encoder LoRA; set network_module = \"textboost_ext.network\" or kohya's \"networks.lora\" "
+                  "(both mean it: its files are networks.lora files)")
     _positive(cfg, "network_dim", report)
     _positive(cfg, "network_alpha", report)
     unet_only = "network_train_unet_only = true: UNet LoRA is not supported; TextBoost trains the text encoder only"
@@ -165,22 +170,29 @@ def _check_network(cfg: TrainConfig, report: Problems) -> None:
 def _check_optimisation(cfg: TrainConfig, report: Problems) -> None:
     _positive(cfg, "learning_rate", report)
     _positive(cfg, "text_encoder_lr", report)
-    _choice(cfg, "optimizer_type", OPTIMIZERS, report)
-    if cfg.optimizer_type in OPTIMIZERS:
+    if not is_custom_optimizer(cfg.optimizer_type):
+        _choice(cfg, "optimizer_type", OPTIMIZERS, report)
+    if cfg.optimizer_type in OPTIMIZERS or is_custom_optimizer(cfg.optimizer_type):
         try:
             parse_optimizer_args(cfg.optimizer_type, cfg.optimizer_args)
         except ValueError as exc:
             report.at(("optimizer_args", "optimizer_type"), str(exc))
     _choice(cfg, "lr_scheduler", LR_SCHEDULERS, report)
     _positive(cfg, "lr_warmup_steps", report, allow_zero=True)
+    _positive(cfg, "lr_scheduler_num_cycles", report)
+    _positive(cfg, "lr_scheduler_power", report)
     if cfg.lr_warmup_steps > 0 and cfg.lr_scheduler == "constant":
         report.at(("lr_warmup_steps", "lr_scheduler"), "lr_warmup_steps is set but lr_scheduler = \"constant\" has no "
                   "warmup; use lr_scheduler = \"constant_with_warmup\"")
     if cfg.lr_warmup_steps >= cfg.max_train_steps > 0:
         report.at(("lr_warmup_steps", "max_train_steps"), f"lr_warmup_steps = {cfg.lr_warmup_steps} must be less than "
                   f"max_train_steps = {cfg.max_train_steps}")
-    for key in ("max_train_steps", "train_batch_size", "gradient_accumulation_steps"):
+    for key in ("max_train_steps", "train_batch_size", "gradient_accumulation_steps", "max_train_epochs",
+                "save_every_n_epochs", "sample_every_n_epochs"):
         _positive(cfg, key, report)
+    for epochs, steps in (("save_every_n_epochs", "save_every_n_steps"), ("sample_every_n_epochs", "sample_every_n_steps")):
+        if getattr(cfg, epochs) is not None and getattr(cfg, steps) is not None:
+            report.at((epochs, steps), f"{epochs} and {steps} are both set; use one")
     _positive(cfg, "max_grad_norm", report, allow_zero=True)
     if not 0 <= cfg.seed < 2**32:
         report.at("seed", f"seed = {cfg.seed} must be between 0 and 2**32 - 1")
@@ -207,7 +219,7 @@ def _check_output(cfg: TrainConfig, report: Problems) -> None:
     _choice(cfg, "save_precision", SAVE_PRECISIONS, report, aliases={"fp32": "float"})
     _positive(cfg, "save_every_n_steps", report)
     _positive(cfg, "save_last_n_steps", report)
-    if cfg.save_last_n_steps is not None and cfg.save_every_n_steps is None:
+    if cfg.save_last_n_steps is not None and cfg.save_every_n_steps is None and cfg.save_every_n_epochs is None:
         report.at("save_last_n_steps", "save_last_n_steps needs save_every_n_steps (it keeps the periodic saves "
                   "of the last N steps)")
 
@@ -215,13 +227,13 @@ def _check_output(cfg: TrainConfig, report: Problems) -> None:
 def _check_sampling_logging_hub(cfg: TrainConfig, report: Problems) -> None:
     _positive(cfg, "sample_every_n_steps", report)
     if cfg.sample_prompts is None:
-        for key in ("sample_every_n_steps", "sample_at_first"):
+        for key in ("sample_every_n_steps", "sample_every_n_epochs", "sample_at_first"):
             if getattr(cfg, key):
                 report.at((key, "sample_prompts"), f"{key} is set but sample_prompts is not; add sample_prompts = "
                           "\"prompts.txt\" (one prompt per line, kohya --n/--w/--h/--s/--l/--d options)")
-    elif not cfg.sample_prompts.endswith(".txt"):
-        report.at("sample_prompts", f"sample_prompts = {cfg.sample_prompts!r} must be a .txt file (one prompt "
-                  "per line)")
+    elif not cfg.sample_prompts.endswith((".txt", ".toml", ".json")):
+        report.at("sample_prompts", f"sample_prompts = {cfg.sample_prompts!r} must be a kohya prompt file: .txt (one "
+                  "prompt per line with --n/--w/--h/--s/--l/--d/--ss options), .toml or .json")
     _choice(cfg, "sample_sampler", SAMPLERS, report)
     if cfg.log_with is None:
         cfg.log_with = "none"  # the same meaning; a string survives a TOML round trip (TOML has no null)

@@ -6,28 +6,36 @@
 ``prepare_optimizer_params``; the ``weight_decay`` each returned group carries wins (TextBoost's
 embedding group has none).
 
-``AdamW8bit`` needs bitsandbytes. When it cannot load, training stops with the reason and the switch
-to plain AdamW: falling back silently would change memory use and results behind the user's back.
+``optimizer_type`` takes kohya's names (``config.options.OPTIMIZER_CLASSES``: AdamW, AdamW8bit, the Paged
+and Lion variants, SGDNesterov, Adafactor, Prodigy) or any importable ``module.Class``. When a library
+cannot load, training stops with the reason and the switch to plain AdamW: falling back silently would
+change memory use and results behind the user's back.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from textboost_ext.config.options import OPTIMIZER_CLASSES, is_custom_optimizer
 from textboost_ext.config.validate import LR_SCHEDULERS, OPTIMIZERS, parse_optimizer_args
 
 DEFAULT_WEIGHT_DECAY = 0.01  # the paper's LoRA weight decay (and torch's AdamW default)
 
 
 def canonical_optimizer_type(optimizer_type: str) -> str:
-    """kohya treats optimizer names case-insensitively: ``adamw8bit`` -> ``AdamW8bit``."""
+    """kohya treats optimizer names case-insensitively: ``adamw8bit`` -> ``AdamW8bit``; ``module.Class`` as is."""
+    if is_custom_optimizer(optimizer_type):
+        return optimizer_type
     by_lower = {name.lower(): name for name in OPTIMIZERS}
     name = by_lower.get(optimizer_type.lower())
     if name is None:
-        raise ValueError(f"optimizer_type = {optimizer_type!r} is not supported; choose one of: {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"optimizer_type = {optimizer_type!r} is not supported; choose one of: {', '.join(OPTIMIZERS)} "
+                         "or an importable module.Class")
     return name
 
 
@@ -42,18 +50,40 @@ class OptimizerUnavailableError(RuntimeError):
     """The optimizer's library could not be loaded; the message names the key that switches it."""
 
 
-def _adamw8bit_class() -> type[torch.optim.Optimizer]:
+def optimizer_class(optimizer_type: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The class ``optimizer_type`` names and the fixed keyword arguments kohya gives it (SGDNesterov: nesterov)."""
+    name = canonical_optimizer_type(optimizer_type)
+    if name in OPTIMIZER_CLASSES:
+        module_name, class_name, fixed, package = OPTIMIZER_CLASSES[name]
+    else:
+        (module_name, _, class_name), fixed, package = name.rpartition("."), {}, name.split(".")[0]
     try:
-        import bitsandbytes  # noqa: F401  # imported for its side effect of loading the native library
-        from bitsandbytes.optim import AdamW8bit
+        module = importlib.import_module(module_name)
+        if module_name.startswith("bitsandbytes"):
+            import bitsandbytes  # noqa: F401  # loads the native library (raises here if it cannot)
+        cls = getattr(module, class_name)
     except Exception as exc:  # bitsandbytes raises RuntimeError/OSError as well as ImportError
         raise OptimizerUnavailableError(
-            f"optimizer_type = \"AdamW8bit\" needs bitsandbytes, which could not be loaded: "
-            f"{type(exc).__name__}: {exc}. Install a bitsandbytes build for your platform "
-            f"(pip install bitsandbytes), or set optimizer_type = \"AdamW\" to use plain torch AdamW "
-            f"(more optimizer memory, same results in expectation)."
+            f"optimizer_type = {optimizer_type!r} needs {module_name}.{class_name}, which could not be loaded: "
+            f"{type(exc).__name__}: {exc}. Install it (pip install {package}), or set optimizer_type = \"AdamW\" "
+            "to use plain torch AdamW."
         ) from exc
-    return AdamW8bit
+    return cls, dict(fixed)
+
+
+def check_optimizer(optimizer_type: str, optimizer_args: Sequence[str]) -> None:
+    """Everything the run checks about the optimizer before it trains (``--dry_run`` runs it too): the class
+    loads, and every ``optimizer_args`` key is one of its constructor's parameters."""
+    cls, fixed = optimizer_class(optimizer_type)
+    kwargs, _ = split_optimizer_args(optimizer_type, optimizer_args)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n in params if n not in ("self", "params", "lr")]
+    unknown = [k for k in [*kwargs, *fixed] if k not in allowed]
+    if unknown:
+        raise ValueError(f"optimizer_args: {cls.__module__}.{cls.__name__} takes no argument(s) {unknown}; "
+                         f"allowed: {', '.join(allowed)}")
 
 
 def build_optimizer(param_groups: list[dict[str, Any]], optimizer_type: str, optimizer_args: Sequence[str]) -> torch.optim.Optimizer:
@@ -65,14 +95,19 @@ def build_optimizer(param_groups: list[dict[str, Any]], optimizer_type: str, opt
             raise ValueError(f"optimizer param group {index} ({group.get('name', '?')}) needs 'params' and 'lr'")
         group.setdefault("weight_decay", weight_decay)
         group.setdefault("name", f"group{index}")
-    optimizer_class = torch.optim.AdamW if name == "AdamW" else _adamw8bit_class()
-    return optimizer_class(param_groups, weight_decay=weight_decay, **kwargs)
+    check_optimizer(name, optimizer_args)
+    cls, fixed = optimizer_class(name)
+    # lr too: some classes require it (bitsandbytes' SGD8bit), though every group carries its own
+    return cls(param_groups, lr=param_groups[0]["lr"], weight_decay=weight_decay, **{**fixed, **kwargs})
 
 
 def build_lr_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+    name: str, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, *,
+    num_cycles: int = 1, power: float = 1.0,
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """A diffusers schedule, stepped once per optimizer step (so steps are optimizer steps)."""
+    """A diffusers schedule, stepped once per optimizer step (so steps are optimizer steps).
+
+    kohya's ``lr_scheduler_num_cycles`` (cosine_with_restarts) and ``lr_scheduler_power`` (polynomial)."""
     from diffusers.optimization import get_scheduler
 
     by_lower = {s.lower(): s for s in LR_SCHEDULERS}
@@ -81,7 +116,8 @@ def build_lr_scheduler(
         raise ValueError(f"lr_scheduler = {name!r} is not supported; choose one of: {', '.join(LR_SCHEDULERS)}")
     if canonical == "constant" and warmup_steps:
         raise ValueError("lr_warmup_steps is set but lr_scheduler = \"constant\" has no warmup; use \"constant_with_warmup\"")
-    return get_scheduler(canonical, optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
+    return get_scheduler(canonical, optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps,
+                         num_cycles=num_cycles, power=power)
 
 
 def optimizer_state_dtypes(optimizer: torch.optim.Optimizer) -> set[torch.dtype]:

@@ -132,11 +132,18 @@ class HostTrainer:
         acc.wait_for_everyone()
         output.check_writable(self.paths.adapter_dir)
         spec = resolve_dataset(cfg)  # a dataset TOML may set its own batch_size and resolution
+        from textboost_ext.config.resolve import finalize_config
+
+        for notice in finalize_config(cfg, spec):  # (a no-op when the entry script did it)
+            logger.info(notice)
+        validate_config(cfg)  # steps converted from epochs still obey the rules
         self.resolution, self.batch_size = resolution_wh(spec.resolution), spec.batch_size
         self.items = data.collect_images(spec, self.resolution)
         for notice in self.ext.check_captions(cfg, self.items):  # captions that cannot train fail here
             logger.info(notice)
         self.sample_prompts: list[SamplePrompt] = parse_prompts_file(cfg.sample_prompts) if cfg.sample_prompts else []
+        for notice in self.ext.check_sample_prompts(cfg, [p.prompt for p in self.sample_prompts]):
+            logger.warning(notice)
 
         set_seed(cfg.seed)
         self.device, self.weight_dtype = acc.device, WEIGHT_DTYPES[cfg.mixed_precision]
@@ -164,7 +171,8 @@ class HostTrainer:
         groups = self.ext.prepare_optimizer_params(self.ctx, self.lora_params, cfg.text_encoder_lr or cfg.learning_rate, weight_decay)
         self.trainable = [p for g in groups for p in g["params"]]
         optimizer = build_optimizer(groups, cfg.optimizer_type, cfg.optimizer_args)
-        self.lr_scheduler = build_lr_scheduler(cfg.lr_scheduler, optimizer, cfg.lr_warmup_steps, cfg.max_train_steps)
+        self.lr_scheduler = build_lr_scheduler(cfg.lr_scheduler, optimizer, cfg.lr_warmup_steps, cfg.max_train_steps,
+                                               num_cycles=cfg.lr_scheduler_num_cycles, power=cfg.lr_scheduler_power)
         self.optimizer = acc.prepare(optimizer)  # fp16 loss scaling; the scheduler we step ourselves, once per step
 
         self.start_step = self.step = self._resume() if cfg.resume else 0
