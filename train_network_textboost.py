@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for notice in finalize_config(config, dataset):
             print(f"note: {notice}", file=sys.stderr)
+        from textboost_ext.config import validate_config
+
+        validate_config(config)  # what finalize_config set (steps from epochs, the detected family) obeys the rules
         from textboost_ext.host.optim import check_optimizer
 
         check_optimizer(config.optimizer_type, config.optimizer_args)  # the library loads, its arguments exist

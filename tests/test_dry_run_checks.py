@@ -67,3 +67,18 @@ def test_missing_class_noun_is_a_notice_naming_the_trigger(tmp_path, capsys):
     assert main(["--config_file", str(cfg), "--output_dir", str(tmp_path / "out"), "--dry_run"]) == 0
     out = capsys.readouterr().out
     assert "class_noun is not set: the trigger is just 'tbmug'" in out and "class tokens say 'mug'" in out
+
+
+def test_an_sdxl_single_file_is_shown_and_saved_as_sdxl(tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    keys = ["conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight",
+            "conditioner.embedders.1.model.token_embedding.weight", "model.diffusion_model.input_blocks.0.0.weight",
+            "first_stage_model.encoder.conv_in.weight"]
+    model = tmp_path / "my_sdxl_finetune.safetensors"
+    save_file({k: torch.zeros(1) for k in keys}, str(model))
+    assert main([*_common(tmp_path), "--pretrained_model_name_or_path", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert "my_sdxl_finetune.safetensors (sdxl)" in out and "sdxl = true" in out
+    assert "is an SDXL model (read from the file)" in err
