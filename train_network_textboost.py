@@ -8,7 +8,7 @@
 1. parse the TOML + CLI (strict: unknown keys, wrong types and impossible values fail here)
 2. pick the host: kohya sd-scripts' NetworkTrainer when asked for, else the built-in trainer
 3. build the extension (``extension = "textboost"``) and let it check its settings
-4. resolve the dataset; ``--dry_run`` stops here
+4. preflight: dataset, images, captions, prompts, optimizer, precision (all problems in one list); ``--dry_run`` stops here
 5. train (the host calls the extension's hooks; it writes the LoRA, embeddings, sidecars)
 6. write the model card; publish to the Hub if ``push_to_hub = true``
 7. print where the adapter is and how to use it
@@ -20,7 +20,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from textboost_ext.config import ConfigError, format_resolved_config, parse_args, resolve_dataset
+    from textboost_ext.config import ConfigError, format_resolved_config, parse_args
     from textboost_ext.kohya.launch import sd_scripts_requested
 
     argv = sys.argv[1:] if argv is None else argv
@@ -32,64 +32,28 @@ def main(argv: list[str] | None = None) -> int:
         return run_sd_scripts(sd_scripts_dir, argv)
 
     try:
-        # 1. config
+        # 1. config (keys, values, paths)
         config, run = parse_args(argv)
-        # 3. extension
+        # 3. extension; 4. everything checkable before a model loads, all problems in one list
+        from textboost_ext.preflight import preflight
         from textboost_ext.registry import create_extension
 
         extension = create_extension(config.extension)
-        extension.assert_extra_args(config)
-        # 4. dataset; and a Hub upload that cannot work fails now, not after training
-        dataset = resolve_dataset(config)
-        # what training will use: the dataset TOML's batch/resolution, epochs as steps (shown, saved, trained)
-        from textboost_ext.config.resolve import finalize_config
-
-        for notice in finalize_config(config, dataset):
-            print(f"note: {notice}", file=sys.stderr)
-        from textboost_ext.config import validate_config
-
-        validate_config(config)  # what finalize_config set (steps from epochs, the detected family) obeys the rules
-        from textboost_ext.host.optim import check_optimizer
-
-        check_optimizer(config.optimizer_type, config.optimizer_args)  # the library loads, its arguments exist
-        if config.sample_prompts:  # a broken prompt file fails now, not at the first sample
-            from textboost_ext.host.sampling import parse_prompts_file
-
-            prompts = [p.prompt for p in parse_prompts_file(config.sample_prompts)]
-            for notice in extension.check_sample_prompts(config, prompts):
-                print(f"warning: {notice}", file=sys.stderr)
-        # fp16 on a CPU fails now (not as a dtype traceback after the model loads); slow bf16 is a warning
-        from textboost_ext.host.precision import check_mixed_precision
-
-        for warning in check_mixed_precision(config.mixed_precision):
-            print(f"warning: {warning}", file=sys.stderr)
-        if config.push_to_hub:
-            from textboost_ext.hub.publish import check_publish_config
-
-            check_publish_config(config)
-    except (ConfigError, ValueError, RuntimeError) as err:  # RuntimeError: an optimizer library that cannot load
+        checked = preflight(config, extension)
+    except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if run.dry_run or run.show_captions:
-        # what the run checks before its first step, without a model: every image (readable, large enough),
-        # the captions (caption_mode), the sample prompts; then example captions as training draws them
-        from textboost_ext.host.dataset import collect_images
-        from textboost_ext.host.trainer import resolution_wh
-
-        try:
-            items = collect_images(dataset, resolution_wh(dataset.resolution))
-            notices = extension.check_captions(config, items)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if run.show_captions:
-            print("\n".join(extension.example_captions(items, run.show_captions, config.seed)))
-            return 0
-        print(format_resolved_config(config, dataset))
-        for notice in notices:
-            print(f"note: {notice}")
+    for note in checked.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for warning in checked.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if run.show_captions:  # kohya's --debug_dataset habit: the captions as training draws them, then exit
+        print("\n".join(extension.example_captions(checked.items, run.show_captions, config.seed)))
+        return 0
+    if run.dry_run:
+        print(format_resolved_config(config, checked.dataset))
         print("example training captions:")
-        for caption in extension.example_captions(items, 5, config.seed):
+        for caption in extension.example_captions(checked.items, 5, config.seed):
             print(f"  {caption}")
         return 0
 

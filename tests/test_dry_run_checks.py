@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from train_network_textboost import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,7 @@ def test_missing_class_noun_is_a_notice_naming_the_trigger(tmp_path, capsys):
                    .replace('"../examples/demo_subject"', f'"{ROOT / "examples" / "demo_subject"}"')
                    .replace('"demo_prompts.txt"', f'"{ROOT / "config_templates" / "demo_prompts.txt"}"'))
     assert main(["--config_file", str(cfg), "--output_dir", str(tmp_path / "out"), "--dry_run"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "class_noun is not set: the trigger is just 'tbmug'" in out and "class tokens say 'mug'" in out
 
 
@@ -82,3 +84,17 @@ def test_an_sdxl_single_file_is_shown_and_saved_as_sdxl(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "my_sdxl_finetune.safetensors (sdxl)" in out and "sdxl = true" in out
     assert "is an SDXL model (read from the file)" in err
+
+
+def test_problems_of_several_kinds_come_in_one_round(tmp_path, capsys):
+    bad_prompts = tmp_path / "p.txt"
+    bad_prompts.write_text("a photo --q 1\n")
+    rc = main([*_common(tmp_path), "--resolution", "1024", "--sample_prompts", str(bad_prompts),
+               "--optimizer_type", "Prodigy", "--mixed_precision", "fp16", "--caption_mode", "files"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "p.txt:1: unknown option --q" in err  # the prompt file
+    assert "pip install prodigyopt" in err  # the optimizer
+    assert "training resolution is 1024x1024" in err  # the images
+    if not torch.cuda.is_available():
+        assert "needs a GPU" in err  # the precision, on a CPU

@@ -71,9 +71,9 @@ def load_config(config_file: str | Path | None, cli_overrides: Mapping[str, obje
     cfg = TrainConfig(**train_values, textboost=TextBoostConfig(**textboost_values))
     validate_config(cfg, problems)
     _reject_token_values(cfg, problems)
+    if check_paths:  # in the same round as the key and value problems
+        check_input_paths(cfg, problems)
     problems.raise_if_any()
-    if check_paths:
-        check_input_paths(cfg)
     return cfg
 
 
