@@ -16,7 +16,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+
+log = logging.getLogger("textboost_ext.train")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     from textboost_ext.kohya.launch import sd_scripts_requested
 
     argv = sys.argv[1:] if argv is None else argv
+    from textboost_ext.console import configure_logging
+
+    # before anything imports bitsandbytes (its kernel-fetch warnings come at import); --quiet/--verbose
+    configure_logging("verbose" if "--verbose" in argv else "quiet" if "--quiet" in argv else "info")
     # 2. kohya sd-scripts host (its own parser, its own loop, our extension)
     sd_scripts_dir = sd_scripts_requested(argv)
     if sd_scripts_dir is not None:
@@ -44,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for note in checked.notes:
-        print(f"note: {note}", file=sys.stderr)
+        log.info("note: %s", note)
     for warning in checked.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning("%s", warning)
     if run.show_captions:  # kohya's --debug_dataset habit: the captions as training draws them, then exit
         print("\n".join(extension.example_captions(checked.items, run.show_captions, config.seed)))
         return 0
@@ -62,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     from textboost_ext.host.optim import OptimizerUnavailableError
     from textboost_ext.host.output import OutputError
 
+    from textboost_ext.console import quiet_third_party
+
+    quiet_third_party(verbose=run.log_level == "verbose", import_now=True)  # their own switches, before models load
     try:
-        result = train(config, extension)
+        result = train(config, extension, checked=True)  # the preflight showed its notes already
     except (ValueError, FileNotFoundError, OutputError, OptimizerUnavailableError) as err:
         # bad input found once files are opened: a message naming the file/key and the fix, no traceback
         print(f"error: {err}", file=sys.stderr)

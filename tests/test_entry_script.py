@@ -47,7 +47,21 @@ def test_demo_config_trains_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert lora.is_file() and (out / "demo_mug" / "embeddings" / "tbmug.safetensors").is_file()
     assert (out / "demo_mug" / "README.md").is_file()
     assert str(lora) in done.stdout and "<lora:demo_mug:1>" in done.stdout
+    # the console: a start summary, an end summary with the TensorBoard hint, no third-party noise
+    err = done.stderr
+    assert "TextBoost training run" in err and "trainable  :" in err and "precision  : mixed_precision = 'no'" in err
+    assert "device     : cpu" in err and "views at 64x64" in err
+    assert "final loss" in err and "s/step" in err and f"tensorboard --logdir {out / 'demo_mug' / 'logs'}" in err
+    assert "kernels" not in err and "Loading weights" not in err and "torchvision" not in err, err
+    assert f"textboost-hub --adapters_dir {out.resolve()} push demo_mug" in done.stdout  # runs from any folder
     before = lora.read_bytes()
     again = _run(*args)
     assert again.returncode == 2 and "overwrite" in again.stderr and "Traceback" not in again.stderr
     assert lora.read_bytes() == before  # nothing already written is lost
+
+
+def test_quiet_keeps_only_warnings_and_the_dry_run_has_no_library_noise() -> None:
+    done = _run("--config_file", "config_templates/demo.toml", "--dry_run")
+    assert done.returncode == 0 and "kernels" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    quiet = _run("--config_file", "config_templates/demo.toml", "--dry_run", "--quiet", "--resolution", "1024")
+    assert quiet.returncode == 2 and "training resolution is 1024x1024" in quiet.stderr

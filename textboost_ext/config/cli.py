@@ -20,7 +20,7 @@ from textboost_ext.config.load import load_config
 from textboost_ext.config.schema import TextBoostConfig, TrainConfig
 from textboost_ext.config.unsupported import KOHYA_TRAIN_OPTIONS, SECRET_HINT, is_secret_key
 
-RUN_OPTIONS = ("config_file", "dry_run", "show_captions", "sd_scripts_dir")
+RUN_OPTIONS = ("config_file", "dry_run", "show_captions", "quiet", "verbose", "sd_scripts_dir")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class RunOptions:
     config_file: str | None = None
     dry_run: bool = False
     show_captions: int = 0  # print this many training captions and exit (kohya's --debug_dataset habit)
+    log_level: str = "info"  # "quiet" | "info" | "verbose" (--quiet / --verbose)
     sd_scripts_dir: str | None = None  # reserved for the sd-scripts host
 
 
@@ -62,6 +63,8 @@ def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--dry_run", action="store_true", help="validate, print the resolved config and dataset, exit")
     run.add_argument("--show_captions", metavar="N", type=int,
                      help="print N training captions as the run would draw them (with augmentation tokens), then exit")
+    run.add_argument("--quiet", action="store_true", help="show only warnings and errors (and the progress bar)")
+    run.add_argument("--verbose", action="store_true", help="debug messages, and third-party libraries' own messages")
     run.add_argument("--sd_scripts_dir", metavar="DIR", help="kohya sd-scripts checkout, to train with its trainer")
     _add_fields(parser.add_argument_group("training config (TOML top level)"), TrainConfig())
     _add_fields(parser.add_argument_group("[textboost] table"), TextBoostConfig())
@@ -69,17 +72,21 @@ def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _add_fields(group: argparse._ArgumentGroup, defaults: TrainConfig | TextBoostConfig) -> None:
+    from textboost_ext.config.options_help import HIDDEN_FROM_HELP, describe
+
     for name, hint in field_hints(type(defaults)).items():
         default = getattr(defaults, name)
         base, _ = split_optional(hint)
-        help_text = f"default: {default!r}"
+        # the text comes from options_help (also docs/options.md); always-refused kohya keys stay parseable
+        # (to be refused with their message) but are not offered
+        help_text = argparse.SUPPRESS if name in HIDDEN_FROM_HELP else describe(name, default).replace("%", "%%")
         if base is bool:
             group.add_argument(f"--{name}", dest=name, action="store_const", const=True, help=help_text)
             # --no_<key> exists for every boolean (to override a TOML `true`); listed when the default is on.
             group.add_argument(f"--no_{name}", dest=name, action="store_const", const=False,
-                               help=f"set {name} to false" if default else argparse.SUPPRESS)
+                               help=f"set {name} to false" if default and name not in HIDDEN_FROM_HELP else argparse.SUPPRESS)
         elif name == "resolution":
-            group.add_argument(f"--{name}", nargs="+", metavar="SIZE", help=f"512, 512,768 or 512 768; {help_text}")
+            group.add_argument(f"--{name}", nargs="+", metavar="SIZE", help=help_text)
         elif typing.get_origin(base) is list:
             group.add_argument(f"--{name}", nargs="*", metavar="VALUE", help=help_text)
         else:
@@ -99,6 +106,7 @@ def parse_args(argv: Sequence[str] | None = None, *, check_paths: bool = True) -
         config_file=_with_toml_suffix(given.pop("config_file", None)),
         dry_run=bool(given.pop("dry_run", False)),
         show_captions=int(given.pop("show_captions", 0)),
+        log_level=_log_level(given.pop("quiet", False), given.pop("verbose", False)),
         sd_scripts_dir=given.pop("sd_scripts_dir", None),
     )
     flag_errors = _unknown_flags(unknown)
@@ -109,6 +117,10 @@ def parse_args(argv: Sequence[str] | None = None, *, check_paths: bool = True) -
     if flag_errors:
         raise ConfigError(flag_errors)
     return cfg, run
+
+
+def _log_level(quiet: bool, verbose: bool) -> str:
+    return "verbose" if verbose else "quiet" if quiet else "info"
 
 
 def _with_toml_suffix(config_file: str | None) -> str | None:

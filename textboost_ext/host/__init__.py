@@ -16,14 +16,14 @@ if TYPE_CHECKING:
     from textboost_ext.host.trainer import TrainResult
 
 
-def train(config: Any, extension: TrainerExtension | None = None) -> TrainResult:
+def train(config: Any, extension: TrainerExtension | None = None, *, checked: bool = False) -> TrainResult:
     """Train a text-encoder LoRA for ``config`` (a TrainConfig) with ``extension``'s hooks.
 
     ``extension`` None builds the one ``config.extension`` names (``"none"``: a plain LoRA).
     """
     from textboost_ext.host.trainer import HostTrainer
 
-    return HostTrainer(config, extension).train()
+    return HostTrainer(config, extension, checked=checked).train()
 
 
 __all__ = ["train"]

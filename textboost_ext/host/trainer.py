@@ -78,11 +78,13 @@ def check_text_encoder_only(config: Any) -> None:
 
 
 class HostTrainer:
-    def __init__(self, config: Any, extension: TrainerExtension | None = None) -> None:
-        """``extension`` None: the one the config names (``extension = "textboost"`` / ``"none"``)."""
+    def __init__(self, config: Any, extension: TrainerExtension | None = None, *, checked: bool = False) -> None:
+        """``extension`` None: the one the config names (``extension = "textboost"`` / ``"none"``).
+        ``checked``: the entry script's preflight already showed the notes and warnings (not repeated)."""
         from textboost_ext.registry import create_extension
 
         self.config = config
+        self.checked = checked
         self.ext = extension if extension is not None else create_extension(config.extension)
         self.history: list[dict[str, float]] = []
         self.sample_files: list[Path] = []
@@ -115,7 +117,7 @@ class HostTrainer:
         validate_config(cfg)  # whatever it forced must still be valid
         check_paths(cfg)
         for warning in check_mixed_precision(cfg.mixed_precision):  # fp16 on a CPU fails here, before any load
-            logger.warning(warning)
+            self._announce(logging.WARNING, warning)
 
         # everything that needs no model fails first: output folder, images, sample prompts
         self.paths = output.adapter_paths(cfg)
@@ -135,15 +137,15 @@ class HostTrainer:
         from textboost_ext.config.resolve import finalize_config
 
         for notice in finalize_config(cfg, spec):  # (a no-op when the entry script did it)
-            logger.info(notice)
+            self._announce(logging.INFO, "note: " + notice)
         validate_config(cfg)  # steps converted from epochs still obey the rules
         self.resolution, self.batch_size = resolution_wh(spec.resolution), spec.batch_size
         self.items = data.collect_images(spec, self.resolution)
         for notice in self.ext.check_captions(cfg, self.items):  # captions that cannot train fail here
-            logger.info(notice)
+            self._announce(logging.INFO, "note: " + notice)
         self.sample_prompts: list[SamplePrompt] = parse_prompts_file(cfg.sample_prompts) if cfg.sample_prompts else []
         for notice in self.ext.check_sample_prompts(cfg, [p.prompt for p in self.sample_prompts]):
-            logger.warning(notice)
+            self._announce(logging.WARNING, notice)
 
         set_seed(cfg.seed)
         self.device, self.weight_dtype = acc.device, WEIGHT_DTYPES[cfg.mixed_precision]
@@ -180,7 +182,54 @@ class HostTrainer:
         if acc.is_main_process:
             atomic_write_text(self.paths.config_file, config_to_toml(cfg))
             acc.init_trackers(cfg.log_prefix or TRACKER_PROJECT)  # log_prefix names the run's log folder
+            logger.info("%s", self.start_summary())
         self.started_at = time.time()
+
+    def start_summary(self) -> str:
+        """kohya-style: what is about to train, on what, how (one block, before the first step)."""
+        cfg, acc = self.config, self.accelerator
+        unique = {item.path for item in self.items}
+        folders = {path.parent.name for path in unique}
+        views = cfg.max_train_steps * self.batch_size * cfg.gradient_accumulation_steps
+        groups = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} (lr {g['lr']:g})"
+                           for g in self.optimizer.param_groups)
+        trainable = sum(p.numel() for p in self.trainable)
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        frozen = {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}[cfg.mixed_precision]
+        lines = [
+            f"images     : {len(unique)} in {len(folders)} folder(s), {len(self.items)} with repeats",
+            f"steps      : {cfg.max_train_steps} x batch {self.batch_size} x accumulation {cfg.gradient_accumulation_steps}"
+            f" = {views} views at {self.resolution[0]}x{self.resolution[1]}"
+            + (f" (resuming at step {self.start_step})" if self.start_step else ""),
+            f"model      : {self.model.family} from {cfg.pretrained_model_name_or_path}",
+            f"trainable  : {trainable:,} parameters: {groups}; optimizer {cfg.optimizer_type}, {cfg.lr_scheduler} schedule",
+            f"precision  : mixed_precision = {cfg.mixed_precision!r} (frozen weights {frozen}, trainable fp32)",
+            f"device     : {device}" + (f", {acc.num_processes} processes" if acc.num_processes > 1 else ""),
+            f"output     : {self.paths.lora_file}",
+        ]
+        return "TextBoost training run\n" + "\n".join(f"  {line}" for line in lines)
+
+    def end_summary(self, wall_s: float) -> str:
+        """Final loss, time, where the samples and logs are, and how to look at the logs."""
+        cfg = self.config
+        steps_run = self.step - self.start_step
+        losses = [h["loss/total"] for h in self.history[-10:]]
+        lines = [f"trained {steps_run} step(s) in {wall_s / 60:.1f} min ({wall_s / max(steps_run, 1):.2f} s/step)"
+                 + (f"; final loss {losses[-1]:.4f} (mean of the last {len(losses)}: {sum(losses) / len(losses):.4f})"
+                    if losses else "")]
+        if self.sample_files:
+            lines.append(f"samples    : {self.paths.samples_dir}")
+        if cfg.log_with not in (None, "none"):
+            logs = Path(cfg.logging_dir) if cfg.logging_dir else self.paths.logs_dir
+            lines.append(f"logs       : {logs}" + (f"  (view: tensorboard --logdir {logs})"
+                                                  if cfg.log_with in ("tensorboard", "all") else ""))
+        return "\n".join(lines)
+
+    def _announce(self, level: int, message: str) -> None:
+        """Setup's notes and warnings; at DEBUG when the preflight showed them already."""
+        logger.log(logging.DEBUG if self.checked else level, message)
 
     def _load_frozen_model(self) -> Any:
         from textboost_ext.models.load import load_base_model
@@ -425,6 +474,8 @@ class HostTrainer:
         if self.config.save_state:
             self._save_state(self.step)
         acc.wait_for_everyone()
+        if acc.is_main_process:
+            logger.info("%s", self.end_summary(time.time() - self.started_at))
         return TrainResult(
             lora_path=lora_path, adapter_dir=self.paths.adapter_dir, steps=self.step,
             final_loss=self.history[-1]["loss/total"] if self.history else None, sample_files=list(self.sample_files),

@@ -196,6 +196,9 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from textboost_ext.console import configure_logging
+
+    configure_logging("info")  # push/pull progress lines; third-party noise filtered
     command = _command_of(argv)
     parser = build_parser(mount_export=command is None or command in EXPORT_COMMANDS)
     args = parser.parse_args(argv)

@@ -49,6 +49,8 @@ def usage_text(adapter_dir: Path, lora_path: Path, trigger: str | None) -> str:
         + (f" + 'embedding:{embeddings[0].stem}' in the prompt" if embeddings else ""),
         *_diffusers_lines(adapter_dir, lora_path, embeddings),
         f"  check it:  textboost-hub verify {lora_path}",
-        f"  publish:   textboost-hub push {name} --repo_id YOUR_USER/{name}",
+        # the store is named explicitly (output_dir / adapters_dir): the command works from any folder
+        f"  publish:   textboost-hub --adapters_dir {adapter_dir.resolve().parent} push {adapter_dir.name} "
+        f"--repo_id YOUR_USER/{adapter_dir.name}",
     ]
     return "\n".join(lines)
