@@ -86,3 +86,78 @@ def test_kohya_keys_switched_on_are_refused_naming_the_off_value(tmp_path, line,
     path.write_text(f'pretrained_model_name_or_path = "builtin:tiny-sd1"\ntrain_data_dir = "x"\n{line}\n')
     with pytest.raises(ConfigError, match=fragment):
         load_config(path)
+
+
+def _fill_text(name: str, **values: str) -> str:
+    text = (FIXTURES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def _drop(text: str, keys: tuple[str, ...]) -> str:
+    return "\n".join(line for line in text.splitlines() if line.split(" = ")[0].strip() not in keys) + "\n"
+
+
+SDXL_REFUSED = ("cache_latents", "cache_latents_to_disk", "cache_text_encoder_outputs", "network_train_unet_only",
+                "noise_offset", "max_token_length")
+TI_REFUSED = ("token_string", "init_word", "num_vectors_per_token", "use_object_template")
+TB = '\n[textboost]\nplaceholder_token = "tbdog"\ninitializer = "shiba dog"\nclass_noun = "dog"\n'
+
+
+def _sdxl_files(tmp_path: Path, model: Path) -> Path:
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (1024, 1024), (120, 80, 40)).save(images / "dog.png")
+    dataset = tmp_path / "dataset.toml"
+    dataset.write_text(_fill_text("sd_scripts_output_config_sdxl_dataset.toml", IMAGES=str(images)))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a photo of tbdog dog --w 1024 --h 1024\n")
+    config = tmp_path / "sdxl.toml"
+    config.write_text(_fill_text("sd_scripts_output_config_sdxl.toml", MODEL=str(model), DATASET=str(dataset),
+                                 OUT=str(tmp_path / "out"), PROMPTS=str(prompts)))
+    return config
+
+
+def test_sd_scripts_sdxl_output_config_with_sections_and_dataset_toml(tmp_path, tiny_model_dir, capsys):
+    from train_network_textboost import main
+
+    config = _sdxl_files(tmp_path, tiny_model_dir("sdxl"))
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    errors = err.value.errors
+    assert len(errors) == len(SDXL_REFUSED) + 2, errors  # + placeholder_token / initializer, TextBoost's own
+    for key in SDXL_REFUSED:
+        assert any(f"'{key}'" in e or f"{key} = " in e or f"{key}:" in e for e in errors), key
+    assert any("[training_arguments]" in e for e in errors)  # the section is named
+    config.write_text(_drop(config.read_text(), SDXL_REFUSED) + TB)
+    assert main(["--config_file", str(config), "--dry_run"]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "(sdxl)" in out and "sdxl = true" in out  # detected from the diffusers folder
+    assert "batch 2" in out and "1024x1024" in out  # the dataset TOML's values, as training uses them
+    assert "dataset.toml sets batch_size 2" in err
+
+
+def test_textual_inversion_config_is_told_what_textboost_does_instead(tmp_path, tiny_model_dir, capsys):
+    from train_network_textboost import main
+
+    data = tmp_path / "data" / "5_dog"
+    data.mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (512, 512), (10, 20, 30)).save(data / "dog.png")
+    config = tmp_path / "ti.toml"
+    config.write_text(_fill_text("textual_inversion_sd15.toml", MODEL=str(tiny_model_dir("sd1")),
+                                 DATA=str(data.parent), OUT=str(tmp_path / "out")))
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    joined = "\n".join(err.value.errors)
+    assert len(err.value.errors) == len(TI_REFUSED) + 2, err.value.errors
+    assert "use [textboost] placeholder_token" in joined and "use [textboost] initializer" in joined
+    assert "one vector per token of [textboost] initializer" in joined and "caption_templates" in joined
+    config.write_text(_drop(config.read_text(), TI_REFUSED) + TB)
+    assert main(["--config_file", str(config), "--dry_run", "--mixed_precision", "no"]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "save_every_n_epochs 1 -> save_every_n_steps 5" in err  # 1 image x 5 repeats / batch 1

@@ -56,7 +56,7 @@ KOHYA_TRAIN_OPTIONS = {
     "cache_latents": "latents are not cached: every step augments the image anew, so cached latents would be stale",
     "cache_latents_to_disk": "latents are not cached: every step augments the image anew",
     "cache_text_encoder_outputs": "the text encoder is what TextBoost trains, so its outputs cannot be cached",
-    "no_half_vae": "mixed_precision is the only precision switch",
+    "no_half_vae": "the SDXL VAE always stays fp32 under fp16 (where it overflows); remove the key",
     "full_fp16": "mixed_precision is the only precision switch (the LoRA stays fp32)",
     "full_bf16": "mixed_precision is the only precision switch (the LoRA stays fp32)",
     "fp8_base": "fp8 base weights are not implemented", "lowram": "not implemented", "highvram": "not implemented",
@@ -75,6 +75,10 @@ KOHYA_TRAIN_OPTIONS = {
     "max_token_length": "prompts use one 77-token CLIP window",
     "token_string": "use [textboost] placeholder_token", "init_word": "use [textboost] initializer",
     "num_vectors_per_token": "the placeholder gets one vector per token of [textboost] initializer",
+    "use_object_template": "TextBoost writes captions from [textboost] caption_templates (\"textual_inversion\" is "
+                           "the same object template set, without the templates that name an augmentation)",
+    "use_style_template": "TextBoost writes captions from [textboost] caption_templates; for a style set "
+                          "[textboost] augment = \"style\"",
     "base_weights": "merging base LoRA weights is not implemented",
     "dim_from_weights": "set network_dim to the rank of network_weights",
     "scale_weight_norms": "not implemented",
@@ -94,12 +98,12 @@ KOHYA_TRAIN_OPTIONS = {
 # level (the kohya_ss GUI and --output_config write many of them out); any other value is refused with its
 # message above. ANY_VALUE: options that only act together with another option that is refused when on
 # (bucket sizes without enable_bucket, huber_c without loss_type = "huber"), or that name what this trainer
-# does anyway (sdpa).
+# does anyway (sdpa; no_half_vae: the SDXL VAE stays fp32 under fp16).
 ANY_VALUE = object()
 TOP_LEVEL_OFF_VALUES: dict[str, object] = {
     **{k: False for k in (
         "xformers", "mem_eff_attn", "cache_latents", "cache_latents_to_disk", "cache_text_encoder_outputs",
-        "no_half_vae", "full_fp16", "full_bf16", "fp8_base", "lowram", "highvram", "zero_terminal_snr",
+        "full_fp16", "full_bf16", "fp8_base", "lowram", "highvram", "zero_terminal_snr",
         "scale_v_pred_loss_like_noise_pred", "masked_loss", "enable_bucket", "shuffle_caption",
         "flip_aug", "color_aug", "random_crop", "debiased_estimation_loss", "save_state_on_train_end", "log_config",
         "dim_from_weights", "save_state_to_huggingface", "resume_from_huggingface", "async_upload", "debug_dataset",
@@ -115,7 +119,7 @@ TOP_LEVEL_OFF_VALUES: dict[str, object] = {
     "loss_type": "l2", "prior_loss_weight": 1.0, "max_token_length": 75, "dynamo_backend": "no",
     "network_args": [], "lr_scheduler_args": [],
     **{k: ANY_VALUE for k in ("multires_noise_discount", "huber_c", "huber_schedule", "min_bucket_reso", "max_bucket_reso",
-                              "bucket_reso_steps", "bucket_no_upscale", "sdpa",
+                              "bucket_reso_steps", "bucket_no_upscale", "sdpa", "no_half_vae",
                               "persistent_data_loader_workers")},
 }
 
