@@ -145,3 +145,26 @@ def test_explicit_token_beats_env(adapter: Path, fake_hub, monkeypatch) -> None:
 def test_bad_repo_id(adapter: Path, hub_env) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="USER/REPO"):
         push_adapter(adapter, "just-a-name", token=SECRET, endpoint="http://127.0.0.1:9")
+
+
+def test_uploaded_card_names_the_repo_and_config_holds_no_local_paths(adapter: Path, fake_hub, monkeypatch) -> None:  # noqa: ANN001
+    from textboost_ext.hub.card import write_model_card
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    write_model_card(adapter)  # as training writes it: before any repo id is known
+    assert "<your-username>/corgi" in (adapter / "README.md").read_text()
+    config = adapter / "training_config.toml"
+    local = ('pretrained_model_name_or_path = "/home/alice/models/v1-5-pruned.safetensors"\n'
+             'train_data_dir = "/home/alice/private/dog_photos"\nsample_prompts = "/home/alice/prompts.txt"\n'
+             'vae = "stabilityai/sd-vae-ft-mse"\n')
+    before = local + config.read_text()
+    config.write_text(before)
+    push_adapter(adapter, "alice/corgi", endpoint=fake_hub.endpoint)
+    files = fake_hub.files("alice/corgi")
+    card, uploaded = files["README.md"].decode(), files["training_config.toml"].decode()
+    assert "<your-username>" not in card and 'pipe.load_lora_weights("alice/corgi"' in card
+    assert "/home/alice" not in uploaded and "alice" not in uploaded.split("[textboost]")[0].replace("alice/corgi", "")
+    assert 'pretrained_model_name_or_path = "v1-5-pruned.safetensors"' in uploaded
+    assert 'train_data_dir = "dog_photos"' in uploaded and 'sample_prompts = "prompts.txt"' in uploaded
+    assert 'vae = "stabilityai/sd-vae-ft-mse"' in uploaded  # a Hub id is kept
+    assert config.read_text() == before  # the local folder is unchanged

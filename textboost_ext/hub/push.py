@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import shutil
+import tempfile
 from pathlib import Path
 
 from textboost_ext.hub.auth import HUB_TOKEN_PATTERN, resolve_token, scrub
@@ -61,6 +63,50 @@ def find_secrets(adapter_dir: str | Path, files: list[str], token: str | None) -
         if (needle and needle in data) or pattern.search(data):
             hits.append(rel)
     return hits
+
+
+# training_config.toml keys that hold local paths: uploaded as file names only (a home folder's name or a
+# private folder layout is nobody's business; the file name still says what was used)
+LOCAL_PATH_KEYS = ("pretrained_model_name_or_path", "vae", "dataset_config", "train_data_dir", "network_weights",
+                   "output_dir", "adapters_dir", "resume", "sample_prompts", "logging_dir", "preservation_prompts")
+HUB_ID_KEYS = ("pretrained_model_name_or_path", "vae")  # may be a Hub id (user/model): kept unless clearly local
+_PATH_LINE = re.compile(r'^(?P<key>\w+) = "(?P<value>(?:[^"\\]|\\.)*)"\s*$')
+
+
+def public_config_text(text: str) -> str:
+    """``training_config.toml`` as uploaded: local paths reduced to their last component. Hub ids
+    (``user/model``) and ``builtin:`` models are kept."""
+    lines = []
+    for line in text.splitlines():
+        match = _PATH_LINE.match(line)
+        if match and match["key"] in LOCAL_PATH_KEYS:
+            value = match["value"]
+            is_local = value.startswith(("/", "~", "./", "../", "\\")) or (len(value) > 2 and value[1] == ":") \
+                or (match["key"] not in HUB_ID_KEYS and "/" in value)
+            if is_local and not value.startswith("builtin:"):
+                line = f'{match["key"]} = "{Path(value.replace(chr(92) * 2, "/")).name}"'
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def public_card_text(text: str, name: str, repo_id: str) -> str:
+    """The card as uploaded: the placeholder repo id of a card written before the push names the real one."""
+    return text.replace(f"<your-username>/{name}", repo_id)
+
+
+def staged_upload(folder: Path, files: list[str], repo_id: str, name: str, staging: Path) -> Path:
+    """Copies of ``files`` under ``staging`` with the card and the training config made public."""
+    for rel in files:
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = folder / rel
+        if rel == "training_config.toml":
+            target.write_text(public_config_text(source.read_text(encoding="utf-8")), encoding="utf-8")
+        elif rel == "README.md":
+            target.write_text(public_card_text(source.read_text(encoding="utf-8"), name, repo_id), encoding="utf-8")
+        else:
+            shutil.copyfile(source, target)
+    return staging
 
 
 def retry_command(adapter_dir: Path, repo_id: str, private: bool, endpoint: str | None, revision: str | None) -> str:
@@ -123,15 +169,17 @@ def push_adapter(
                 stage=stage, retry_command=retry,
             )
         stage = "uploading files"
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=folder,
-            revision=revision,
-            allow_patterns=list(UPLOAD_ALLOW_PATTERNS),
-            ignore_patterns=list(UPLOAD_IGNORE_PATTERNS),
-            commit_message=commit_message or f"Upload {info.name} with textboost-hub",
-        )
+        staging_root = tempfile.TemporaryDirectory(prefix="textboost-push-")
+        with staging_root as staging:  # the local folder is never changed; the copy is what goes up
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=staged_upload(folder, files, repo_id, info.name, Path(staging)),
+                revision=revision,
+                allow_patterns=list(UPLOAD_ALLOW_PATTERNS),
+                ignore_patterns=list(UPLOAD_IGNORE_PATTERNS),
+                commit_message=commit_message or f"Upload {info.name} with textboost-hub",
+            )
     except HubError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure of the Hub round trip becomes one clear HubError
