@@ -168,3 +168,29 @@ def test_uploaded_card_names_the_repo_and_config_holds_no_local_paths(adapter: P
     assert 'train_data_dir = "dog_photos"' in uploaded and 'sample_prompts = "prompts.txt"' in uploaded
     assert 'vae = "stabilityai/sd-vae-ft-mse"' in uploaded  # a Hub id is kept
     assert config.read_text() == before  # the local folder is unchanged
+
+
+def test_demo_adapter_card_names_no_base_and_push_needs_allow_demo(store: Path, lora_states, fake_hub, monkeypatch) -> None:  # noqa: ANN001
+    from huggingface_hub import ModelCard
+
+    from textboost_ext.hub.card import write_model_card
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    metadata = factory.lora_metadata("sd1", "demo", "mycorgi") | {"ss_sd_model_name": "builtin:tiny-sd1"}
+    folder = factory.make_adapter(store, lora_states("sd1"), name="demo", metadata=metadata)
+    card = ModelCard((write_model_card(folder)).read_text())
+    assert card.data.base_model is None and "demo" in card.data.tags
+    with pytest.raises(HubError, match="demo adapter .* --allow_demo") as err:
+        push_adapter(folder, "alice/demo", endpoint=fake_hub.endpoint)
+    assert "alice/demo" not in fake_hub.repos and err.value.retry_command.endswith("--allow_demo")
+    push_adapter(folder, "alice/demo", endpoint=fake_hub.endpoint, allow_demo=True)
+    assert "demo.safetensors" in fake_hub.files("alice/demo")
+
+
+def test_push_to_hub_with_a_builtin_model_is_refused_before_training() -> None:
+    from textboost_ext.config import TrainConfig
+    from textboost_ext.hub.publish import check_publish_config
+
+    with pytest.raises(ValueError, match="tiny random-weight demo model"):
+        check_publish_config(TrainConfig(pretrained_model_name_or_path="builtin:tiny-sd1", push_to_hub=True,
+                                         hub_repo_id="alice/demo"))

@@ -78,6 +78,11 @@ def base_model_for(info: AdapterInfo) -> str:
     return DEFAULT_BASE_MODEL[info.family]
 
 
+def is_demo_adapter(info: AdapterInfo) -> bool:
+    """Trained on a built-in tiny random-weight model (``builtin:``): a pipeline demo, not a usable adapter."""
+    return info.metadata.get("ss_sd_model_name", "").startswith("builtin:")
+
+
 def render_model_card(
     info: AdapterInfo,
     *,
@@ -94,10 +99,12 @@ def render_model_card(
     tokens = list(embedding_tokens) if embedding_tokens is not None else [p.stem for p in embedding_files(info.folder)]
     shown = final_samples(list(samples) if samples is not None else read_samples(info.folder))
     trigger = info.trigger or (tokens[0] if tokens else None)
+    demo = is_demo_adapter(info)
     tags = ["text-to-image", "lora", "template:sd-lora", "stable-diffusion-xl" if family == "sdxl" else "stable-diffusion",
-            "textboost", "diffusers"] + (["textual-inversion"] if tokens else [])
+            "textboost", "diffusers"] + (["textual-inversion"] if tokens else []) + (["demo"] if demo else [])
     data = ModelCardData(
-        base_model=base,
+        # a demo adapter (tiny random-weight base) loads into no real model: the Hub must not list it under one
+        base_model=None if demo else base,
         license=LICENSE[family],
         library_name="diffusers",
         pipeline_tag="text-to-image",

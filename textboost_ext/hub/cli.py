@@ -88,7 +88,7 @@ def cmd_push(args: argparse.Namespace) -> int:
             print("README.md is missing: a model card would be generated first")
         return 0
     url = push_adapter(info.folder, args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint,
-                       revision=args.revision, regenerate_card=args.regenerate_card)
+                       revision=args.revision, regenerate_card=args.regenerate_card, allow_demo=args.allow_demo)
     print(f"pushed {info.name} to {args.repo_id}: {url}")
     return 0
 
@@ -131,6 +131,8 @@ def build_parser(mount_export: bool = True) -> argparse.ArgumentParser:
     p.add_argument("adapter", help="store name or adapter folder")
     p.add_argument("--repo_id", required=True, help="USER/REPO (created if missing)")
     p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--allow_demo", action="store_true",
+                   help="publish a demo adapter (trained on a builtin: tiny random-weight model) anyway")
     p.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN, then `hf auth login`)")
     p.add_argument("--revision", help="branch to commit to (default: main)")

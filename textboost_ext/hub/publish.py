@@ -32,6 +32,10 @@ def check_publish_config(config: "TrainConfig", token: str | None = None) -> Non
     """Raise ValueError naming the key when ``push_to_hub = true`` cannot work; do nothing otherwise."""
     if not config.push_to_hub:
         return
+    if config.pretrained_model_name_or_path.startswith("builtin:"):
+        raise ValueError(f"push_to_hub = true with {config.pretrained_model_name_or_path}, a tiny random-weight demo "
+                         "model: its adapter loads into no real model. Set push_to_hub = false (to publish the demo anyway: "
+                         "textboost-hub push NAME --repo_id USER/REPO --allow_demo)")
     if not config.hub_repo_id:
         raise ValueError("push_to_hub = true needs hub_repo_id = \"USER/REPO\" in the training TOML (or set push_to_hub = false)")
     try:

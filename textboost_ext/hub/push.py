@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from textboost_ext.hub.auth import HUB_TOKEN_PATTERN, resolve_token, scrub
-from textboost_ext.hub.card import write_model_card
+from textboost_ext.hub.card import is_demo_adapter, write_model_card
 from textboost_ext.hub.errors import HubError
 from textboost_ext.hub.store import PRIVATE_SUBDIRS, read_adapter_folder
 
@@ -127,6 +127,7 @@ def push_adapter(
     *,
     regenerate_card: bool = False,
     commit_message: str | None = None,
+    allow_demo: bool = False,
 ) -> str:
     """Create ``repo_id`` if needed and upload the adapter; return the commit URL.
 
@@ -137,6 +138,13 @@ def push_adapter(
     folder = info.folder
     check_repo_id(repo_id)
     retry = retry_command(folder, repo_id, private, endpoint, revision)
+    if is_demo_adapter(info) and not allow_demo:
+        raise HubError(
+            f"{info.name} is a demo adapter (trained on {info.metadata.get('ss_sd_model_name')}, a tiny random-weight "
+            "model): it loads into no real Stable Diffusion model. Publish it anyway with --allow_demo (its card says "
+            "so and names no base model): " + retry + " --allow_demo",
+            stage="check", retry_command=retry + " --allow_demo",
+        )
     secret = resolve_token(token)
     if not secret:
         raise HubError(
