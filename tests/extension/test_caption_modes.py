@@ -94,6 +94,7 @@ def test_dry_run_and_show_captions_print_training_captions(tmp_path):
     done = _run(*common, "--dry_run")
     assert done.returncode == 0, done.stderr
     assert "example training captions:" in done.stdout and done.stdout.count("tbmug tbmug_1 mug") >= 5
+    assert "captions from caption_templates (caption files unused)" in done.stdout  # not "captions *.txt"
     assert "note: captions: caption_mode = \"templates\"" in done.stderr and "1 caption file(s)" in done.stderr
     shown = _run(*common, "--show_captions", "3")
     assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 3, shown.stdout + shown.stderr

@@ -221,8 +221,9 @@ def _wh(resolution: list[int]) -> tuple[int, int]:
     return (resolution[0], resolution[1])
 
 
-def describe_dataset(spec: DatasetSpec) -> str:
-    """A few lines for ``--dry_run``: each subset with its image count and repeats."""
+def describe_dataset(spec: DatasetSpec, captions_from_templates: bool = False) -> str:
+    """A few lines for ``--dry_run``: each subset with its image count and repeats, and where its captions
+    come from (``captions_from_templates``: TextBoost's caption_mode = "templates" writes them all)."""
     counts = [len(s.image_paths()) for s in spec.subsets]
     per_epoch = sum(n * s.num_repeats for n, s in zip(counts, spec.subsets))
     width, height = spec.resolution
@@ -230,5 +231,6 @@ def describe_dataset(spec: DatasetSpec) -> str:
              f"{per_epoch} per epoch with repeats; batch {spec.batch_size} at {width}x{height}"]
     for n, s in zip(counts, spec.subsets):
         lines.append(f"    - {s.image_dir}: {n} image(s) x {s.num_repeats}, class tokens {s.class_tokens!r}, "
-                     f"captions *{s.caption_extension}")
+                     + ("captions from caption_templates (caption files unused)" if captions_from_templates
+                        else f"captions *{s.caption_extension}"))
     return "\n".join(lines)

@@ -260,7 +260,8 @@ def format_resolved_config(cfg: TrainConfig, dataset: DatasetSpec | None = None)
     if dataset is not None:
         from textboost_ext.config.dataset import describe_dataset
 
-        lines.append(describe_dataset(dataset))
+        lines.append(describe_dataset(dataset, captions_from_templates=cfg.extension == "textboost"
+                                      and cfg.textboost.caption_mode == "templates"))
     return "\n".join(lines) + "\n\n" + config_to_toml(cfg)
 
 
