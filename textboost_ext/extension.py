@@ -67,6 +67,7 @@ class TextBoostExtension(TrainerExtension):
         self.kp_prompts: PreservationPromptSampler | None = None
         self.kp_cache: OriginalOutputCache | None = None
         self.kp_generator: torch.Generator | None = None  # KP prompt draws only: never the host's stream
+        self._kp_length_of: dict[str, int] = {}  # KP prompt -> tokens up to its EOS (kpl_mask_padding)
         self._last: dict[str, float] = {}
 
     # ---- before training -------------------------------------------------------------------
@@ -287,20 +288,44 @@ class TextBoostExtension(TrainerExtension):
         # its own stream: drawing from ``generator`` would shift every later augmentation, noise and
         # timestep draw of the host whenever λ > 0, and an ablation of λ would measure more than λ
         prompts = self.kp_prompts.sample(len(batch.captions), self.kp_generator)
-        original = self.kp_cache.get(prompts, device=ctx.device)
-        adapted = ctx.encode_prompts(prompts)
-        mask = self._padding_mask(ctx, prompts) if tb.kpl_mask_padding else None
+        if tb.kpl_mask_padding:
+            # The masked loss reads each prompt only up to its end-of-text token, and CLIP's attention is
+            # causal (a position never sees later ones): both KP passes stop at the longest prompt's EOS,
+            # with the same loss and gradients as full-length passes at a fraction of the cost.
+            lengths = self._kp_lengths(ctx, prompts)
+            length = max(lengths)
+            mask = torch.arange(length).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+            original = self.kp_cache.get(prompts, device=ctx.device, length=length)
+            adapted = self._encode_prefix(ctx, prompts, length)
+            mask = mask.to(ctx.device)
+        else:
+            original = self.kp_cache.get(prompts, device=ctx.device)
+            adapted = ctx.encode_prompts(prompts)
+            mask = None
         loss = kp_loss(adapted, original, kind=tb.kpl_type, mask=mask)
         self._last["loss/kp_raw"] = float(loss.detach())
         self._last["kp/cache_hit_rate"] = self.kp_cache.hit_rate
         return {"kp": tb.kpl_weight * loss}
 
-    def _padding_mask(self, ctx: HostContext, prompts: list[str]) -> torch.Tensor:
-        # positions up to and including the first EOS; the same for every tokenizer of a model
-        tokenizer = ctx.model.tokenizers[0]
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids
-        return padding_mask(ids, tokenizer.eos_token_id).to(ctx.device)
+    def _kp_lengths(self, ctx: HostContext, prompts: list[str]) -> list[int]:
+        """Per prompt, its positions up to and including the first EOS (the same for every tokenizer of a
+        model). Constant per prompt, so each prompt is tokenized for it once."""
+        new = [p for p in dict.fromkeys(prompts) if p not in self._kp_length_of]
+        if new:
+            tokenizer = ctx.model.tokenizers[0]
+            ids = tokenizer(new, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                            return_tensors="pt").input_ids
+            for prompt, n in zip(new, padding_mask(ids, tokenizer.eos_token_id).sum(dim=-1).tolist()):
+                self._kp_length_of[prompt] = int(n)
+        return [self._kp_length_of[p] for p in prompts]
+
+    @staticmethod
+    def _encode_prefix(ctx: HostContext, prompts: list[str], length: int) -> list[torch.Tensor]:
+        """The conditioning of the first ``length`` positions: computed on them alone where the host can
+        (``HostContext.encode_prompt_prefix``), else sliced from a full pass (the same values)."""
+        if ctx.encode_prompt_prefix is not None:
+            return ctx.encode_prompt_prefix(prompts, length)
+        return [t[:, :length] if t.dim() == 3 else t for t in ctx.encode_prompts(prompts)]
 
     def _original_outputs(self, ctx: HostContext, prompts: list[str]) -> list[torch.Tensor]:
         # The original encoder is the same model with its LoRA at multiplier 0: no second copy in memory.
@@ -308,7 +333,11 @@ class TextBoostExtension(TrainerExtension):
         ctx.network.set_multiplier(0.0)
         try:
             with torch.no_grad():
-                return [t.detach().float() for t in ctx.encode_prompts(list(prompts))]
+                if self.tb.kpl_mask_padding:  # only what the masked loss reads (see process_batch)
+                    outputs = self._encode_prefix(ctx, list(prompts), max(self._kp_lengths(ctx, list(prompts))))
+                else:
+                    outputs = ctx.encode_prompts(list(prompts))
+                return [t.detach().float() for t in outputs]
         finally:
             ctx.network.set_multiplier(previous)
 

@@ -46,6 +46,11 @@ class HostContext:
     ``encode_prompts(captions)`` returns the conditioning the UNet consumes, as a list of tensors:
     SD 1.x/2.x ``[hidden]`` ([B, 77, D]); SDXL ``[hidden_te1, hidden_te2, pooled_te2]``. It runs with
     grad enabled when the caller has grad enabled, through the network's current multiplier.
+    ``encode_prompt_prefix(captions, length)``, where a host offers it: the same conditioning for the first
+    ``length`` token positions only (sequence tensors ``[B, length, D]``; pooled tensors unchanged), computed
+    on the first ``length`` tokens. CLIP's attention is causal, so those positions equal the full pass's
+    while it costs ``length / 77`` of it (an extension that reads only the positions up to each prompt's
+    end-of-text token needs no more). None: the extension encodes all 77 positions and slices.
     ``network`` exposes ``set_multiplier(float)`` and ``trainable_parameters()``. ``process_index``: this
     process's rank (an extension seeds its own random streams from the run seed and it).
     """
@@ -57,6 +62,7 @@ class HostContext:
     encode_prompts: Callable[[list[str]], list[torch.Tensor]]
     weight_dtype: torch.dtype = torch.float32
     process_index: int = 0
+    encode_prompt_prefix: Callable[[list[str], int], list[torch.Tensor]] | None = None
 
 
 class TrainerExtension:

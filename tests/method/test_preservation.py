@@ -228,3 +228,20 @@ def test_cache_detaches_and_can_be_disabled() -> None:
     assert (off.hits, off.misses, len(off)) == (0, 3, 0) and len(enc.calls) == 2
     with pytest.raises(ValueError, match="rows"):
         OriginalOutputCache(lambda ps: [torch.zeros(1, 2)]).get(["a", "b"])
+
+
+def test_cache_fits_sequence_outputs_to_the_requested_length() -> None:
+    # rows computed on prefixes of different lengths (two miss batches); pooled outputs untouched
+    def compute(prompts: list[str]) -> list[torch.Tensor]:
+        n = max(len(p) for p in prompts)
+        seq = torch.stack([torch.arange(1.0, n + 1).unsqueeze(-1).repeat(1, 2) * len(p) for p in prompts])
+        return [seq, torch.full((len(prompts), 3), float(len(prompts)))]
+
+    cache = OriginalOutputCache(compute)
+    cache.get(["ab"])
+    cache.get(["abcd", "abc"])
+    hidden, pooled = cache.get(["ab", "abcd"], length=3)
+    assert hidden.shape == (2, 3, 2) and pooled.shape == (2, 3)
+    assert hidden[0, :, 0].tolist() == [2.0, 4.0, 0.0]  # stored with 2 positions: zero-padded
+    assert hidden[1, :, 0].tolist() == [4.0, 8.0, 12.0]  # stored with 4 positions: cut
+    assert cache.get(["abc"])[0].shape == (1, 4, 2)  # without a length: as stored

@@ -162,7 +162,7 @@ class HostTrainer:
 
             self.network.load_kohya_state_dict(load_file(cfg.network_weights), source=cfg.network_weights)
         self.ctx = HostContext(cfg, self.model, self.network, self.device, self.encode_prompts, self.weight_dtype,
-                               process_index=acc.process_index)
+                               process_index=acc.process_index, encode_prompt_prefix=self.encode_prompt_prefix)
         self.ext.post_process_network(self.ctx)
         self._prepare_text_encoders_for_training()  # after post_process_network: it may resize embeddings
         for te in self.model.text_encoders:  # after the LoRA and new rows exist: they stay fp32
@@ -307,6 +307,13 @@ class HostTrainer:
         from textboost_ext.models.conditioning import encode_prompt_conditioning, tokenize
 
         input_ids = [ids.to(self.device) for ids in tokenize(self.model, captions)]
+        return encode_prompt_conditioning(self.model, input_ids, self.config.clip_skip)
+
+    def encode_prompt_prefix(self, captions: list[str], length: int) -> list[torch.Tensor]:
+        """``encode_prompts`` over the first ``length`` tokens only (``HostContext.encode_prompt_prefix``)."""
+        from textboost_ext.models.conditioning import encode_prompt_conditioning, tokenize
+
+        input_ids = [ids[:, :length].to(self.device) for ids in tokenize(self.model, captions)]
         return encode_prompt_conditioning(self.model, input_ids, self.config.clip_skip)
 
     # ====================================================================================== loop

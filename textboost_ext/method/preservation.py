@@ -221,7 +221,10 @@ class OriginalOutputCache:
         self.misses = 0
         self._store: dict[str, tuple[torch.Tensor, ...]] = {}
 
-    def get(self, prompts: Sequence[str], device: torch.device | str | None = None) -> list[torch.Tensor]:
+    def get(self, prompts: Sequence[str], device: torch.device | str | None = None, length: int | None = None) -> list[torch.Tensor]:
+        """The batch's outputs, stacked in order. ``length``: sequence outputs (``[L, D]`` rows) are cut or
+        zero-padded to ``length`` positions, for a loss that reads only positions up to each prompt's end
+        (the rows may then have been computed on a prefix, each at least as long as its own prompt)."""
         prompts = list(prompts)
         if not prompts:
             raise ValueError("OriginalOutputCache.get: no prompts")
@@ -239,8 +242,11 @@ class OriginalOutputCache:
                 rows = tuple(out[i].detach().clone() for out in outputs)
                 store[prompt] = tuple(r.to(self.storage_device) for r in rows) if self.storage_device else rows
         batch = [store[p] for p in prompts]
-        n_outputs = len(batch[0])
-        return [torch.stack([row[k] for row in batch]).to(device) if device is not None else torch.stack([row[k] for row in batch]) for k in range(n_outputs)]
+        stacked = []
+        for k in range(len(batch[0])):
+            rows = [row[k] if length is None or row[k].dim() < 2 else _fit_length(row[k], length) for row in batch]
+            stacked.append(torch.stack(rows).to(device) if device is not None else torch.stack(rows))
+        return stacked
 
     def __getitem__(self, prompt: str) -> list[torch.Tensor]:
         """A cached prompt's outputs (no batch dim); ``KeyError`` if not cached (does not compute)."""
@@ -260,3 +266,10 @@ class OriginalOutputCache:
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+def _fit_length(row: torch.Tensor, length: int) -> torch.Tensor:
+    """A sequence row ``[L, D]`` cut or zero-padded to ``[length, D]``."""
+    if row.shape[0] >= length:
+        return row[:length]
+    return torch.cat([row, row.new_zeros((length - row.shape[0], *row.shape[1:]))])
