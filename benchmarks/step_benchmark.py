@@ -1,19 +1,28 @@
 #!/usr/bin/env python
-"""Step time and peak memory of TextBoost training on CPU (a benchmark script, not a test).
+"""Step time, projected run time, peak memory and where the step goes, for TextBoost training (a benchmark, not a test).
 
-    .venv/bin/python benchmarks/step_benchmark.py                   # all cases, 1 thread, fp32
-    .venv/bin/python benchmarks/step_benchmark.py --mixed_precision bf16
-    .venv/bin/python benchmarks/step_benchmark.py --models mid --steps 6
+    .venv/bin/python benchmarks/step_benchmark.py                   # CPU models, all cases, 1 thread, fp32
+    .venv/bin/python benchmarks/step_benchmark.py --mixed_precision bf16 --kpl_mask_padding
+    .venv/bin/python benchmarks/step_benchmark.py --models mid --cases textboost_warmcache --steps 6
+    .venv/bin/python benchmarks/step_benchmark.py --models sd15 sdxl --mixed_precision bf16   # CUDA only
 
-Models: ``demo`` (the tiny SD 1.x of the demo, 64 px, batch 4) and ``mid`` (SD-layout UNet with
-block channels (64, 128, 256, 256) + a real-size CLIP-L text encoder, 12 layers x 768, 128 px,
-batch 8). Cases: ``textboost`` (augmentation + KP with the original-output cache, the shipped 1,358 prompts:
+Models: ``demo`` (the tiny SD 1.x of the demo, 64 px, batch 4), ``mid`` (SD-layout UNet with block
+channels (64, 128, 256, 256) + a real-size CLIP-L text encoder, 12 layers x 768, 128 px, batch 8), and
+on a CUDA machine ``sd15`` (the SD 1.5 layout: UNet 860M, CLIP-L, SD VAE; 512 px, batch 8) and ``sdxl``
+(SDXL base layout, 1024 px, batch 8), all with random weights built once under the cache folder.
+Cases: ``textboost`` (augmentation + KP with the original-output cache, the shipped 1,358 prompts:
 a short run is mostly cache misses), ``textboost_warmcache`` (the same with a 4-prompt set, so after
 the warm-up every frozen output is a cache hit: the steady state of the cache),
 ``textboost_nocache`` (KP recomputes the frozen outputs every step), ``plain`` (text-encoder LoRA, no
 TextBoost piece).
-Each case runs in its own process so peak RSS (ru_maxrss) belongs to it alone. torch is pinned to one
-thread: 2-thread timings swing 10x on shared machines.
+
+Reported per case: s/step after the warm-up (median, min), start-up (model load to first step), the
+projected 250-step time (start-up + 250 x median), peak RSS, peak VRAM, and the mean time per part of the
+step (``step_parts.py``: data, augmentation, the three text-encoder passes, VAE encode, UNet forward and
+backward, text-encoder backward, optimizer, other). On CPU the clock is the process's CPU time, which with
+one torch thread is the work done and stays comparable on a shared machine (wall time there swings
+several-fold; it is reported beside); on CUDA it is synchronised wall time. Each case runs in its own
+process so peak RSS (ru_maxrss) belongs to it alone.
 """
 
 from __future__ import annotations
