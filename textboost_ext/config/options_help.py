@@ -120,7 +120,8 @@ HELP: dict[str, str] = {
     "lora_targets": "CLIP modules that get LoRA",
     "kpl_weight": "knowledge-preservation loss weight (0 = off)",
     "kpl_type": "knowledge-preservation distance",
-    "kpl_mask_padding": "leave padding tokens out of the knowledge-preservation loss",
+    "kpl_mask_padding": "leave padding tokens out of the knowledge-preservation loss (its passes then stop at the "
+                        "longest prompt's end: faster, same result for that loss)",
     "kpl_cache": "cache the original encoder's outputs per preservation prompt",
     "kpl_empty_p": "probability of an empty preservation prompt",
     "kpl_class_p": "probability of a class-noun preservation prompt",
