@@ -17,16 +17,41 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 log = logging.getLogger("textboost_ext.train")
+DEBUG_ENV = "TEXTBOOST_DEBUG"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run, turning every failure into a short message and a non-zero exit; ``--debug`` (or
+    ``TEXTBOOST_DEBUG=1``) shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence against a traceback
+        if debug:
+            raise
+        from textboost_ext.textsafe import clean
+
+        print(f"error: {clean(err)}" if isinstance(err, OSError) else
+              f"error: {type(err).__name__}: {clean(err)}\n(unexpected: run again with --debug or {DEBUG_ENV}=1 to see "
+              "the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str]) -> int:
     from textboost_ext.config import ConfigError, format_resolved_config, parse_args
     from textboost_ext.kohya.launch import sd_scripts_requested
 
-    argv = sys.argv[1:] if argv is None else argv
     from textboost_ext.console import configure_logging
 
     # before anything imports bitsandbytes (its kernel-fetch warnings come at import); --quiet/--verbose
@@ -68,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     from textboost_ext.host import train
     from textboost_ext.host.optim import OptimizerUnavailableError
     from textboost_ext.host.output import OutputError
+    from textboost_ext.hub.errors import AdapterStoreError
 
     from textboost_ext.console import quiet_third_party
 
     quiet_third_party(verbose=run.log_level == "verbose", import_now=True)  # their own switches, before models load
     try:
         result = train(config, extension, checked=True)  # the preflight showed its notes already
-    except (ValueError, FileNotFoundError, OutputError, OptimizerUnavailableError) as err:
+    except (ValueError, FileNotFoundError, OutputError, OptimizerUnavailableError, AdapterStoreError) as err:
         # bad input found once files are opened: a message naming the file/key and the fix, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2

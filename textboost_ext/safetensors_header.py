@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,7 +41,11 @@ def read_raw_header(path: str | os.PathLike[str]) -> tuple[int, dict[str, Any], 
     ``SafetensorsHeaderError`` for a file that is not safetensors; ``OSError`` if it cannot be read.
     """
     path = Path(path)
-    size = path.stat().st_size
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block forever; a folder is not a file
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe, device or socket)"
+        raise SafetensorsHeaderError(f"{path} is {kind}; give a .safetensors file")
+    size = info.st_size
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:

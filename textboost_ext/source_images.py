@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 SOURCE_LIMIT = 2.0
-_EXIF_ORIENTATION = 0x0112
-_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 def bounded_size(size_wh: tuple[int, int], resolution_wh: tuple[int, int], limit: float = SOURCE_LIMIT) -> tuple[int, int]:
@@ -38,16 +36,15 @@ def bounded_size(size_wh: tuple[int, int], resolution_wh: tuple[int, int], limit
 
 def load_source(path: str | Path, resolution_wh: tuple[int, int], limit: float = SOURCE_LIMIT) -> torch.Tensor:
     """The photo at ``path`` upright (EXIF orientation applied), RGB, at :func:`bounded_size`, as uint8 [3, h, w]."""
-    with Image.open(path) as img:
-        swapped = img.getexif().get(_EXIF_ORIENTATION, 1) in _SWAPS_SIDES
-        upright_wh = (img.height, img.width) if swapped else img.size
-        target = bounded_size(upright_wh, resolution_wh, limit)
-        if img.format == "JPEG" and target != upright_wh:
-            img.draft("RGB", target[::-1] if swapped else target)  # a reduced-scale decode, still >= target
-        img = ImageOps.exif_transpose(img).convert("RGB")
-        if img.size != target:
-            img = img.resize(target, Image.Resampling.LANCZOS)
-        array = np.asarray(img, dtype=np.uint8)
+    from textboost_ext.images import load_rgb, open_checked, upright_size
+
+    with open_checked(path) as img:
+        upright_wh = upright_size(img)
+    target = bounded_size(upright_wh, resolution_wh, limit)
+    img = load_rgb(path, cover_wh=target)  # upright 8-bit RGB; a JPEG decoded at a reduced scale, still >= target
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    array = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 

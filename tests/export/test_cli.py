@@ -62,6 +62,9 @@ def test_convert_round_trip(tmp_path: Path, export_lora: Callable[..., Any], cap
     path, _, _ = export_lora("sd1")
     mid, back = tmp_path / "mid.safetensors", tmp_path / "k" / "mylora.safetensors"
     assert main(["convert", str(path), str(mid)]) == 0
+    assert main(["convert", str(mid), str(back), "--to", "kohya"]) == 1  # no folder is created for the user
+    assert "k does not exist; create it first" in capsys.readouterr().err
+    back.parent.mkdir()
     assert main(["convert", str(mid), str(back), "--to", "kohya"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {back}" in out
@@ -78,6 +81,7 @@ def test_convert_official(tmp_path: Path, tiny_pipe: Callable[[str], Any], capsy
     model.save_pretrained(str(tmp_path / "official" / "text_encoder"))
     torch.save({"<dog>": torch.randn(1, 32)}, tmp_path / "official" / "dog.bin")
     dst = tmp_path / "out" / "mylora.safetensors"
+    dst.parent.mkdir()
     args = ["convert", str(tmp_path / "official"), str(dst), "--from", "official-textboost", "--arch", "sd1"]
     assert main(args) == 1 and "--rename dog=NEWNAME" in capsys.readouterr().err
     assert main(args + ["--rename", "dog=mydogtb", "--save-precision", "bf16"]) == 0

@@ -21,6 +21,7 @@ def test_kohya_diffusers_kohya_is_identical(family: str, alpha: float, dtype: to
                                              export_lora: Callable[..., Any]) -> None:
     path, _, _ = export_lora(family, dtype=dtype, alpha=alpha)
     middle, back = tmp_path / "d" / "mid.safetensors", tmp_path / "k" / "mylora.safetensors"
+    middle.parent.mkdir(), back.parent.mkdir()  # convert creates no folders
     convert_file(path, middle)
     assert detect_format(load_file(str(middle))) == "diffusers"
     convert_file(middle, back)
@@ -108,6 +109,7 @@ def test_convert_errors(tmp_path: Path, export_lora: Callable[..., Any]) -> None
 def test_convert_writes_float32_alpha_equal_to_the_metadata(tmp_path: Path, export_lora: Callable[..., Any]) -> None:
     path, _, _ = export_lora("sd1", alpha=0.3)
     middle, back = tmp_path / "d" / "mid.safetensors", tmp_path / "k" / "back.safetensors"
+    middle.parent.mkdir(), back.parent.mkdir()  # convert creates no folders
     convert_file(path, middle)
     convert_file(middle, back, save_dtype=torch.bfloat16)
     tensors = load_file(str(back))

@@ -26,28 +26,45 @@ def test_paths_and_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_existing_adapter_refused_unless_overwrite_or_resume(tmp_path: Path) -> None:
+    from textboost_ext.hub.manifest import write_manifest
+
     paths = output.adapter_paths(_cfg(tmp_path))
-    output.prepare_adapter_dir(paths, overwrite=False, resuming=False)  # new: fine
+    plan = output.prepare_adapter_dir(paths, overwrite=False, resuming=False)  # new: fine
+    assert plan.staged and not paths.adapter_dir.exists()  # every run writes beside; the folder appears when complete
     output.prepare_adapter_dir(paths, overwrite=False, resuming=False)  # still empty: fine
+    plan.paths.lora_file.write_bytes(b"x")
+    with pytest.raises(output.OutputError, match=r"earlier run of 'mycorgi' did not finish.*--overwrite\) to start over$"):
+        output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
+    paths.adapter_dir.mkdir(parents=True)  # a folder written in place (an older version, or files copied in)
     paths.lora_file.write_bytes(b"x")
     (paths.adapter_dir / "samples").mkdir()
     (paths.adapter_dir / "samples" / "old.png").write_bytes(b"x")
+    # no manifest: a run that did not finish; no state saved, so resuming is not suggested
+    with pytest.raises(output.OutputError, match=r"incomplete adapter \(manifest.json missing.*--overwrite\) to replace it$"):
+        output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
+    (paths.state_dir / "step-000004").mkdir(parents=True)
+    with pytest.raises(output.OutputError, match=r"incomplete.*resume = .*state/step-000004"):
+        output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
+    write_manifest(paths.adapter_dir)
     with pytest.raises(output.OutputError, match=r"already exists.*overwrite = true.*--overwrite"):
         output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
-    output.prepare_adapter_dir(paths, overwrite=False, resuming=True)
-    assert (paths.adapter_dir / "samples" / "old.png").exists()  # resuming keeps the run's files
-    assert output.refuse_existing_adapter(paths, overwrite=False, resuming=True) is False
-    assert output.refuse_existing_adapter(paths, overwrite=True, resuming=False) is True  # read-only: nothing removed yet
-    assert (paths.adapter_dir / "samples" / "old.png").exists()
-    output.prepare_adapter_dir(paths, overwrite=True, resuming=False)
-    assert not (paths.adapter_dir / "samples").exists()  # old samples cannot mix into the new run
-    assert paths.lora_file.exists()  # top-level files are replaced by the new run, not deleted up front
+    plan = output.prepare_adapter_dir(paths, overwrite=True, resuming=False)
+    # an overwrite writes beside the adapter; the old one is untouched until the new run is complete
+    assert plan.staged and plan.paths.adapter_dir.name == ".mycorgi.staging" and not any(plan.paths.adapter_dir.iterdir())
+    assert (paths.adapter_dir / "samples" / "old.png").exists() and paths.lora_file.read_bytes() == b"x"
+    plan.paths.lora_file.write_bytes(b"new")
+    output.finish_output(plan)
+    assert paths.lora_file.read_bytes() == b"new" and not (paths.adapter_dir / "samples").exists()  # nothing old survives
+    assert not plan.paths.adapter_dir.exists() and (paths.adapter_dir / "manifest.json").is_file()
+    # resuming a finished adapter: staged too, starting from (hard links to) its files
+    plan = output.prepare_adapter_dir(paths, overwrite=False, resuming=True)
+    assert plan.staged and plan.paths.lora_file.read_bytes() == b"new" and not (plan.paths.adapter_dir / "manifest.json").exists()
 
 
 def test_output_dir_under_a_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("x")
     paths = output.adapter_paths(_cfg(tmp_path, output_dir=str(tmp_path / "file.txt" / "sub")))
-    with pytest.raises(output.OutputError, match=r"cannot write to the output folder .*file\.txt/sub/mycorgi.*writable output_dir"):
+    with pytest.raises(output.OutputError, match=r"cannot write to the output folder .*file\.txt/sub/\.?mycorgi.*writable output_dir"):
         output.prepare_adapter_dir(paths, overwrite=False, resuming=False)
 
 

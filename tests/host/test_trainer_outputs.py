@@ -57,9 +57,10 @@ def test_resume_reproduces_an_uninterrupted_run(make_config: Callable[..., Train
     interrupted_cfg = make_config(output_name="resumed", **common)
     with pytest.raises(Interrupted):
         train(interrupted_cfg, FlipAndCount(stop_before_step=3))
-    adapter_dir = tmp_path / "out" / "resumed"
-    assert (adapter_dir / "state" / "step-000003" / "trainer_state.json").is_file()
-    first_checkpoint = (adapter_dir / "checkpoints" / "resumed-step000003.safetensors").read_bytes()
+    adapter_dir, staging = tmp_path / "out" / "resumed", tmp_path / "out" / ".resumed.staging"
+    assert not adapter_dir.exists()  # an unfinished run is not an adapter; its files wait beside
+    assert (staging / "state" / "step-000003" / "trainer_state.json").is_file()
+    first_checkpoint = (staging / "checkpoints" / "resumed-step000003.safetensors").read_bytes()
 
     extension = FlipAndCount()
     resumed = HostTrainer(make_config(output_name="resumed", resume=str(adapter_dir), **common), extension)
@@ -67,6 +68,7 @@ def test_resume_reproduces_an_uninterrupted_run(make_config: Callable[..., Train
     assert resumed.start_step == 3 and result.steps == 6 and len(result.logs) == 3
     assert extension.steps_seen == 6  # extension state came back
     assert (adapter_dir / "checkpoints" / "resumed-step000003.safetensors").read_bytes() == first_checkpoint
+    assert not staging.exists() and (adapter_dir / "manifest.json").is_file()
     expected, got = straight.network.kohya_state_dict(), resumed.network.kohya_state_dict()
     for key in expected:
         assert torch.equal(got[key], expected[key]), key

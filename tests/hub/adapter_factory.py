@@ -156,6 +156,9 @@ def make_adapter(root: Path, lora_state: dict[str, torch.Tensor], *, name: str =
     (folder / "checkpoints").mkdir()
     write_lora(folder / "checkpoints" / f"{name}-000100.safetensors", lora_state, lora_metadata(family, f"{name}-000100", token))
     (folder / ".env").write_text(f"HF_TOKEN={SECRET}\n")
+    from textboost_ext.hub.manifest import write_manifest
+
+    write_manifest(folder)  # a finished adapter, as a completed run leaves it
     return folder
 
 

@@ -32,14 +32,14 @@ def test_round_trip(pushed: Path, fake_hub, tmp_path: Path) -> None:  # noqa: AN
     assert target == root / "corgi"
     assert (target / "corgi.safetensors").read_bytes() == (pushed / "corgi.safetensors").read_bytes()
     got = factory.snapshot(target)
-    assert set(got) == factory.EXPECTED_UPLOAD  # no .cache bookkeeping, no .gitattributes
-    assert all(got[rel] == (pushed / rel).read_bytes() for rel in got)
+    assert set(got) == factory.EXPECTED_UPLOAD | {"manifest.json"}  # no .cache bookkeeping, no .gitattributes; complete
+    assert all(got[rel] == (pushed / rel).read_bytes() for rel in got if rel != "manifest.json")
     assert [p.name for p in root.iterdir()] == ["corgi"]  # staging folder removed
     assert [i.name for i in list_adapters(root)] == ["corgi"]
     assert list_adapters(root)[0].short_hash == list_adapters(pushed.parent)[0].short_hash
     assert SECRET.encode() not in b"".join(got.values())
     assert set(fake_hub.routes_hit()) - {"GET /api/models/alice/corgi"} <= {
-        "GET /api/models/alice/corgi/revision/main", f"GET /api/models/alice/corgi/tree/{fake_hub.repos['alice/corgi'].commits[-1].sha}",
+        "GET /api/models/alice/corgi/revision/main", "GET /api/models/alice/corgi/tree/main", f"GET /api/models/alice/corgi/tree/{fake_hub.repos['alice/corgi'].commits[-1].sha}",
         *(f"{m} /alice/corgi/resolve/{fake_hub.repos['alice/corgi'].commits[-1].sha}/{f}" for m in ("HEAD", "GET") for f in got),
         "POST /api/repos/create", "POST /api/validate-yaml", "POST /api/models/alice/corgi/preupload/main",
         "POST /api/models/alice/corgi/commit/main",

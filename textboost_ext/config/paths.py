@@ -66,6 +66,8 @@ def check_paths(cfg: TrainConfig, problems: Problems | None = None) -> None:
         path = Path(value).expanduser()
         if kind == "model":
             _check_model_path(key, value, path, report, where)
+        elif key == "resume" and not path.exists() and _staged(path):
+            continue  # the state of a run that was killed: still beside its (not yet existing) adapter folder
         elif not path.exists():
             report.at(key, f"{key} = {value!r}: no such {'folder' if kind == 'dir' else 'file'} ({where})")
         elif kind == "dir" and not path.is_dir():
@@ -74,6 +76,12 @@ def check_paths(cfg: TrainConfig, problems: Problems | None = None) -> None:
             report.at(key, f"{key} = {value!r} is a folder; it must be a file")
     if problems is None:
         report.raise_if_any()
+
+
+def _staged(path: Path) -> bool:
+    from textboost_ext.hub.staging import staged_alternative
+
+    return staged_alternative(path) is not None
 
 
 def _check_model_path(key: str, value: str, path: Path, report: Problems, where: str) -> None:

@@ -58,9 +58,45 @@ def validate_config(cfg: TrainConfig, problems: Problems | None = None) -> Train
     _check_output(cfg, report)
     _check_sampling_logging_hub(cfg, report)
     check_textboost(cfg, report)
+    _check_magnitudes(cfg, report)
+    _check_magnitudes(cfg.textboost, report)
     if problems is None:
         report.raise_if_any()
     return cfg
+
+
+# Upper bounds far beyond any sensible run: a value past them is a typo (an extra zero, 1e9 for 1e-4) that
+# would otherwise surface as a diverged run or an out-of-memory crash after the model has loaded.
+_MAXIMUM = {
+    "learning_rate": (1.0, "a learning rate above 1 diverges at once; the paper uses 5e-5"),
+    "text_encoder_lr": (1.0, "a learning rate above 1 diverges at once"),
+    "emb_learning_rate": (1.0, "a learning rate above 1 diverges at once; the paper uses 1e-3"),
+    "network_dim": (1024, "a LoRA rank above the encoder's width (768-1280) adds nothing; the paper uses 4"),
+    "network_alpha": (65536.0, "alpha scales the LoRA by alpha / rank; use about the rank"),
+    "train_batch_size": (4096, "each image of a batch is held in memory at once"),
+    "gradient_accumulation_steps": (65536, "one optimizer step would take that many batches"),
+    "max_train_steps": (100_000_000, "TextBoost needs about 250"),
+    "max_data_loader_n_workers": (256, "each worker is a process"),
+    "max_grad_norm": (1e6, "use 0 to switch clipping off"),
+}
+
+
+def _check_magnitudes(obj: object, report: Problems) -> None:
+    """Every number finite (TOML allows inf and nan), and within the bounds above."""
+    import math
+
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                report.at(f.name, f"{f.name} = {item} must be a finite number")
+                break
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and f.name in _MAXIMUM:
+                limit, why = _MAXIMUM[f.name]
+                if item > limit:
+                    report.at(f.name, f"{f.name} = {item:g} is absurdly large (at most {limit:g}: {why})")
+                    break
 
 
 def _choice(obj: object, key: str, choices: tuple[str, ...], report: Problems,

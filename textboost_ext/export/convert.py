@@ -192,12 +192,28 @@ def detect_format(tensors: Mapping[str, torch.Tensor]) -> str:
     return "unknown"
 
 
+def check_destination(dst: Path, overwrite: bool) -> None:
+    """A new file in an existing folder; an existing file only with ``overwrite`` (never a folder)."""
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"convert: DST {dst} must be a .safetensors file name")
+    if not dst.parent.is_dir():
+        raise ValueError(f"convert: the folder {dst.parent} does not exist; create it first (nothing is created for you)")
+    if dst.is_dir() or (dst.exists() and not dst.is_file()):
+        raise ValueError(f"convert: DST {dst} exists and is not a regular file")
+    if dst.exists() and not overwrite:
+        raise ValueError(f"convert: {dst} already exists; pass --overwrite to replace it, or choose another name")
+
+
 def convert_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], to: str | None = None,
-                 family: str | None = None, save_dtype: torch.dtype | None = None) -> ConvertResult:
+                 family: str | None = None, save_dtype: torch.dtype | None = None, overwrite: bool = False) -> ConvertResult:
     """Convert a LoRA file between kohya and diffusers formats (``to`` defaults to the other one)."""
+    from textboost_ext.input_files import check_safetensors_file
+
     src, dst = Path(src), Path(dst)
+    check_safetensors_file(src)
     if src.resolve() == dst.resolve():
         raise ValueError(f"convert: SRC and DST are the same file ({src})")
+    check_destination(dst, overwrite)
     tensors, (metadata, _) = load_tensors(src), read_header(src)
     metadata = {k: v for k, v in metadata.items() if isinstance(v, str)}
     source_format = detect_format(tensors)
@@ -209,6 +225,10 @@ def convert_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], to: s
     if to == source_format:
         raise ValueError(f"{src} is already in {to} format")
     if to == "diffusers":
+        if family is not None:
+            found = detect_family(metadata, tensors)
+            if found is not None and found != family:
+                raise ValueError(f"{src}: --arch {family} but the file is a {found} LoRA (its keys and metadata say so)")
         out, meta = kohya_to_diffusers(tensors, metadata)
         if save_dtype is not None:
             out = {k: v.to(save_dtype) for k, v in out.items()}

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from textboost_ext.atomic_write import WriteFailedError, current_umask, is_write_failure
+from textboost_ext.faultpoints import pause_point
 from textboost_ext.hub.store import STATE_SUBDIR  # the one name for the resumable-state folder
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -108,16 +110,15 @@ def save_state(
     tmp = directory / f".{final.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in network.items()}, str(tmp / "network.safetensors"))
-    torch.save(optimizer, tmp / "optimizer.pt")
-    torch.save(lr_scheduler, tmp / "lr_scheduler.pt")
-    torch.save(extension_state, tmp / "extension.pt")
-    torch.save(rng_states, tmp / "rng.pt")
-    info = {"format_version": FORMAT_VERSION, "step": step, "num_processes": len(rng_states), "data": data_state}
-    (tmp / "trainer_state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    try:
+        tmp.mkdir()
+        _write_state_files(tmp, step, network, optimizer, lr_scheduler, extension_state, rng_states, data_state)
+    except Exception as err:  # a full disk must not leave a half-written hidden state folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_write_failure(err):
+            raise WriteFailedError(final, err) from None
+        raise
+    pause_point("state-written")  # fault tests: the state is complete but not yet under its final name
     if final.exists():  # re-saving the same step (e.g. resumed and stopped again): replace it whole
         old = directory / f".{final.name}.old-{os.getpid()}"
         os.replace(final, old)
@@ -128,6 +129,24 @@ def save_state(
     for stale in list_states(directory)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(stale)
     return final
+
+
+def _write_state_files(tmp: Path, step: int, network: dict[str, torch.Tensor], optimizer: dict[str, Any],
+                       lr_scheduler: dict[str, Any], extension_state: dict[str, Any], rng_states: list[dict[str, Any]],
+                       data_state: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in network.items()}, str(tmp / "network.safetensors"))
+    os.chmod(tmp / "network.safetensors", 0o666 & ~current_umask())  # safetensors writes it 0600
+    torch.save(optimizer, tmp / "optimizer.pt")
+    torch.save(lr_scheduler, tmp / "lr_scheduler.pt")
+    torch.save(extension_state, tmp / "extension.pt")
+    torch.save(rng_states, tmp / "rng.pt")
+    info = {"format_version": FORMAT_VERSION, "step": step, "num_processes": len(rng_states), "data": data_state}
+    (tmp / "trainer_state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    for file in tmp.iterdir():  # on disk before the rename makes the folder count
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def list_states(directory: str | Path) -> list[Path]:

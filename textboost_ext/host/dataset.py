@@ -87,11 +87,15 @@ def _read_caption(image: Path, subset: Any) -> str:
 
 def _check_image(path: Path, resolution_wh: tuple[int, int]) -> tuple[int, int]:
     """Decode the whole file (a truncated file fails here, not at step 100) and check its size."""
+    from textboost_ext.images import ImageTooLargeError, open_checked, upright_size
+
     try:
-        with Image.open(path) as img:
+        with open_checked(path) as img:
             img.load()
-            size = img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            size = upright_size(img)  # a phone portrait is stored sideways with an EXIF orientation
+    except ImageTooLargeError as exc:
+        raise DatasetError(str(exc)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot read this image ({exc}); re-save it as PNG or JPEG, or remove it") from None
     width, height = resolution_wh
     if size[0] < width or size[1] < height:
@@ -139,15 +143,16 @@ def load_image(path: Path, resolution_wh: tuple[int, int]) -> tuple[torch.Tensor
     Returns ``([3, H, W] float32 in [-1, 1], crop_top_left)`` with the crop offset in resized pixels
     (SDXL conditions on it).
     """
+    from textboost_ext.images import load_rgb
+
     width, height = resolution_wh
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        scale = max(width / img.width, height / img.height)
-        resized_wh = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
-        img = img.resize(resized_wh, Image.Resampling.LANCZOS)
-        left, top = (resized_wh[0] - width) // 2, (resized_wh[1] - height) // 2
-        img = img.crop((left, top, left + width, top + height))
-        array = np.asarray(img, dtype=np.float32)
+    img = load_rgb(path, cover_wh=(width, height))  # upright, 8-bit RGB whatever the file's mode
+    scale = max(width / img.width, height / img.height)
+    resized_wh = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
+    img = img.resize(resized_wh, Image.Resampling.LANCZOS, reducing_gap=3.0)  # drops the big decode at once
+    left, top = (resized_wh[0] - width) // 2, (resized_wh[1] - height) // 2
+    img = img.crop((left, top, left + width, top + height))
+    array = np.asarray(img, dtype=np.float32)
     tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous() / 127.5 - 1.0
     return tensor, (top, left)
 

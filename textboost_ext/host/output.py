@@ -17,6 +17,7 @@ steps 6, 8 and 10 remain. The final LoRA is never deleted and is not duplicated 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -32,9 +33,10 @@ from textboost_ext.hub.store import (
     STATE_SUBDIR,
     adapters_root,
 )
+from textboost_ext.faultpoints import pause_point
+from textboost_ext.hub.manifest import MANIFEST_NAME, check_complete, write_manifest
+from textboost_ext.hub.staging import clean_leftovers, staging_dir, swap_in
 
-# Subfolders a run owns completely; `overwrite = true` clears them so old samples/states cannot mix in.
-RUN_SUBDIRS = (CHECKPOINTS_SUBDIR, SAMPLES_SUBDIR, STATE_SUBDIR, LOGS_SUBDIR)
 
 
 class OutputError(RuntimeError):
@@ -86,36 +88,125 @@ def adapter_paths(config: Any) -> AdapterPaths:
     return AdapterPaths(root=root, adapter_dir=root / config.output_name, name=config.output_name)
 
 
-def refuse_existing_adapter(paths: AdapterPaths, overwrite: bool, resuming: bool) -> bool:
-    """Raise if a non-empty adapter folder would be clobbered; return True when it must be cleared.
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where this run writes (``paths``) and where the finished adapter ends up (``final``).
 
-    Read-only, so every process of a multi-process run can call it and fail the same way. Resuming
-    into the same folder is allowed (it continues that run).
+    A run writes into ``<store>/.<name>.staging`` and swaps it in when it has finished (``staged``), so
+    the adapter's own folder only ever holds a finished adapter, and an adapter being replaced stays
+    intact until the new one is complete. ``seed_from``: a finished adapter whose files the staging
+    folder starts with (a resume continuing it; hard links, and every write replaces files, so the
+    originals are never modified). ``keep_staging``: the run continues the state saved in the staging
+    folder by an interrupted run. Not staged: a resume continuing a folder written in place by an older
+    version.
     """
-    existing = paths.adapter_dir.is_dir() and any(paths.adapter_dir.iterdir())
-    if not existing or resuming:
-        return False
-    if not overwrite:
+
+    paths: AdapterPaths
+    final: AdapterPaths
+    staged: bool
+    seed_from: Path | None = None
+    keep_staging: bool = False
+    resume: str | None = None  # the state to load: ``resume`` as given, or its place in the staging folder
+
+    def final_path(self, path: Path) -> Path:
+        """``path`` inside the staging folder -> the same file once swapped in."""
+        try:
+            return self.final.adapter_dir / Path(path).relative_to(self.paths.adapter_dir)
+        except ValueError:
+            return Path(path)
+
+
+def staging_paths(final: AdapterPaths) -> AdapterPaths:
+    return AdapterPaths(root=final.root, adapter_dir=staging_dir(final.root, final.name), name=final.name)
+
+
+def plan_output(final: AdapterPaths, overwrite: bool, resume: str | None) -> OutputPlan:
+    """Decide where the run writes; raise ``OutputError`` if it would clobber an adapter. Read-only, so every
+    process of a multi-process run computes the same plan (and fails alike)."""
+    staging = staging_paths(final)
+    if resume is not None and not final.adapter_dir.exists() and _inside(Path(resume), final.adapter_dir):
+        # `resume = adapters/NAME/...` after the run was killed: its files are still in the staging folder
+        resume = str(staging.adapter_dir / Path(resume).absolute().relative_to(final.adapter_dir.absolute()))
+    if resume is not None and _inside(Path(resume), staging.adapter_dir):
+        return OutputPlan(staging, final, staged=True, keep_staging=True, resume=resume)  # continues an interrupted run
+    existing = final.adapter_dir.is_dir() and any(final.adapter_dir.iterdir())
+    if existing:
+        status = check_complete(final.adapter_dir)
+        if resume is not None:
+            if status.complete:  # continue a finished adapter: it stays usable until the longer run is done
+                return OutputPlan(staging, final, staged=True, seed_from=final.adapter_dir, resume=resume)
+            return OutputPlan(final, final, staged=False, resume=resume)  # a folder an older version wrote in place
+        if not overwrite:
+            if status.complete:
+                raise OutputError(
+                    f"adapter folder {final.adapter_dir} already exists; choose another output_name, or set "
+                    f"overwrite = true (command line: --overwrite) to replace it once the new run has finished"
+                    + _resume_hint(final.state_dir)
+                )
+            raise OutputError(
+                f"adapter folder {final.adapter_dir} holds an incomplete adapter ({status.summary()}); set "
+                f"overwrite = true (command line: --overwrite) to replace it" + _resume_hint(final.state_dir)
+            )
+    elif staging.adapter_dir.is_dir() and any(staging.adapter_dir.iterdir()) and not overwrite and resume is None:
         raise OutputError(
-            f"adapter folder {paths.adapter_dir} already exists and is not empty; choose another output_name, "
-            f"or set overwrite = true (command line: --overwrite) to replace it, or resume = \"{paths.state_dir}\" "
-            f"to continue its saved state"
+            f"an earlier run of {final.name!r} did not finish (its files are in {staging.adapter_dir}); set "
+            f"overwrite = true (command line: --overwrite) to start over" + _resume_hint(staging.state_dir)
         )
-    return True
+    return OutputPlan(staging, final, staged=True, resume=resume)
 
 
-def clear_previous_run(paths: AdapterPaths) -> None:
-    """``overwrite``: remove the old run's own subfolders; top-level files are replaced as the new run writes."""
-    for sub in RUN_SUBDIRS:
-        if (paths.adapter_dir / sub).is_dir():
-            shutil.rmtree(paths.adapter_dir / sub)
+def _resume_hint(state_dir: Path) -> str:
+    from textboost_ext.host.checkpoint import list_states
+
+    states = list_states(state_dir)
+    return f", or resume = \"{states[-1]}\" to continue its saved state" if states else ""
 
 
-def prepare_adapter_dir(paths: AdapterPaths, overwrite: bool, resuming: bool) -> None:
-    """Single-process convenience: refuse, clear on overwrite, then check the folder is writable."""
-    if refuse_existing_adapter(paths, overwrite, resuming):
-        clear_previous_run(paths)
-    check_writable(paths.adapter_dir)
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.absolute().relative_to(folder.absolute())
+        return True
+    except ValueError:
+        return False
+
+
+def prepare_output(plan: OutputPlan) -> None:
+    """Main process, holding the adapter lock: clean leftovers, then set up the staging folder."""
+    clean_leftovers(plan.final.adapter_dir)
+    if plan.staged:
+        staging = plan.paths.adapter_dir
+        if staging.exists() and not plan.keep_staging:
+            shutil.rmtree(staging)  # an interrupted earlier attempt; this run replaces it (overwrite)
+        if plan.seed_from is not None:
+            _link_tree(plan.seed_from, staging)
+        clean_leftovers(staging)
+    check_writable(plan.paths.adapter_dir)
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, dest, copy_function=link, ignore=shutil.ignore_patterns(MANIFEST_NAME, ".*"))
+
+
+def finish_output(plan: OutputPlan) -> None:
+    """Main process, last step of a run: write the manifest (the adapter is complete from here), then swap
+    a staged folder in."""
+    pause_point("before-manifest")
+    write_manifest(plan.paths.adapter_dir)
+    if plan.staged:
+        swap_in(plan.paths.adapter_dir, plan.final.adapter_dir)
+
+
+def prepare_adapter_dir(paths: AdapterPaths, overwrite: bool, resuming: bool) -> OutputPlan:
+    """Single-process convenience: plan and prepare (see ``plan_output`` / ``prepare_output``)."""
+    plan = plan_output(paths, overwrite, str(paths.state_dir) if resuming else None)
+    prepare_output(plan)
+    return plan
 
 
 def check_writable(folder: Path) -> None:

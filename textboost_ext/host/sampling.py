@@ -150,10 +150,13 @@ def _structured_prompts(path: Path, text: str) -> list[SamplePrompt]:
             data = json.loads(text)
             entries = data if isinstance(data, list) else [data]
             return [_prompt_from_mapping(e, f"{path} entry {i + 1}") for i, e in enumerate(entries)]
-        import toml
+        from textboost_ext.config.errors import ConfigError
+        from textboost_ext.config.tomlio import parse_toml_text
 
-        data = toml.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError and toml.TomlDecodeError are ValueErrors
+        data = parse_toml_text(text, str(path))  # strict TOML 1.0, errors as file:line:column
+    except ConfigError as exc:
+        raise PromptFileError("; ".join(exc.errors)) from None
+    except ValueError as exc:  # json.JSONDecodeError
         raise PromptFileError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     table = data.get("prompt")
     if not isinstance(table, dict):

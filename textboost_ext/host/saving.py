@@ -17,6 +17,7 @@ import torch
 from textboost_ext.export.lora_file import save_precision_dtype, write_lora_file
 from textboost_ext.export.metadata import LORA_LAYERS_KEY, TrainingInfo, build_metadata, lora_layers_value
 from textboost_ext.export.sidecars import FAMILY_TO_SD_VERSION, write_preview, write_user_metadata_json
+from textboost_ext.faultpoints import pause_point
 from textboost_ext.host import dataset as data
 from textboost_ext.hooks import HostContext, TrainerExtension
 
@@ -71,6 +72,7 @@ def write_lora(
     metadata[LORA_LAYERS_KEY] = lora_layers_value(network.module_names())
     extension.update_metadata(ctx, metadata)
     write_lora_file(path, network.kohya_state_dict(torch.float32), metadata, save_dtype)
+    pause_point("lora-written")  # fault tests: the LoRA is there, its embedding not yet
     return list(extension.on_save(ctx, path, save_dtype))
 
 

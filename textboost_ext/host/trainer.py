@@ -96,12 +96,12 @@ class HostTrainer:
         self.batches: Iterator[dict[str, Any]] | None = None
 
     def train(self) -> TrainResult:
-        self.setup()
         try:
+            self.setup()
             self.loop()
             return self.finish()
         finally:
-            self.cleanup()
+            self.cleanup()  # also after a failed setup: releases the adapter lock
 
     # ===================================================================================== setup
     def setup(self) -> None:
@@ -120,19 +120,17 @@ class HostTrainer:
             self._announce(logging.WARNING, warning)
 
         # everything that needs no model fails first: output folder, images, sample prompts
-        self.paths = output.adapter_paths(cfg)
+        final = output.adapter_paths(cfg)
         self.accelerator = acc = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             log_with=None if cfg.log_with in (None, "none") else cfg.log_with,
-            project_dir=str(Path(cfg.logging_dir) if cfg.logging_dir else self.paths.logs_dir),
+            project_dir=str(Path(cfg.logging_dir) if cfg.logging_dir else final.logs_dir),  # set below, once planned
         )
-        # every process checks (and fails alike); only the main one deletes
-        must_clear = output.refuse_existing_adapter(self.paths, overwrite=cfg.overwrite, resuming=cfg.resume is not None)
-        if must_clear and acc.is_main_process:
-            output.clear_previous_run(self.paths)
-        acc.wait_for_everyone()
-        output.check_writable(self.paths.adapter_dir)
+        self.plan = self._claim_output(final)
+        self.paths = self.plan.paths  # the staging folder until the run has finished
+        if not cfg.logging_dir:
+            acc.project_configuration.project_dir = acc.project_configuration.logging_dir = str(self.paths.logs_dir)
         spec = resolve_dataset(cfg)  # a dataset TOML may set its own batch_size and resolution
         from textboost_ext.config.resolve import finalize_config
 
@@ -207,7 +205,7 @@ class HostTrainer:
             f"trainable  : {trainable:,} parameters: {groups}; optimizer {cfg.optimizer_type}, {cfg.lr_scheduler} schedule",
             f"precision  : mixed_precision = {cfg.mixed_precision!r} (frozen weights {frozen}, trainable fp32)",
             f"device     : {device}" + (f", {acc.num_processes} processes" if acc.num_processes > 1 else ""),
-            f"output     : {self.paths.lora_file}",
+            f"output     : {self.plan.final.lora_file}",
         ]
         return "TextBoost training run\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -220,9 +218,9 @@ class HostTrainer:
                  + (f"; final loss {losses[-1]:.4f} (mean of the last {len(losses)}: {sum(losses) / len(losses):.4f})"
                     if losses else "")]
         if self.sample_files:
-            lines.append(f"samples    : {self.paths.samples_dir}")
+            lines.append(f"samples    : {self.plan.final.samples_dir}")
         if cfg.log_with not in (None, "none"):
-            logs = Path(cfg.logging_dir) if cfg.logging_dir else self.paths.logs_dir
+            logs = Path(cfg.logging_dir) if cfg.logging_dir else self.plan.final.logs_dir
             lines.append(f"logs       : {logs}" + (f"  (view: tensorboard --logdir {logs})"
                                                   if cfg.log_with in ("tensorboard", "all") else ""))
         return "\n".join(lines)
@@ -230,6 +228,27 @@ class HostTrainer:
     def _announce(self, level: int, message: str) -> None:
         """Setup's notes and warnings; at DEBUG when the preflight showed them already."""
         logger.log(logging.DEBUG if self.checked else level, message)
+
+    def _claim_output(self, final: output.AdapterPaths) -> output.OutputPlan:
+        """Lock the adapter name (main process), repair a swap a killed run left half done, plan where
+        this run writes (every process, read-only), then clean leftovers and set up staging (main)."""
+        from textboost_ext.hub.lock import AdapterLock
+        from textboost_ext.hub.staging import recover_swap
+
+        cfg, acc = self.config, self.accelerator
+        if acc.is_main_process:
+            output.check_writable(final.root)  # the lock file lives there; a clear message if it cannot
+            self.lock = AdapterLock(final.root, final.name, f"training {final.name}").acquire()
+            repaired = recover_swap(final.root, final.name)
+            if repaired:
+                logger.warning("%s", repaired)
+        acc.wait_for_everyone()
+        plan = output.plan_output(final, overwrite=cfg.overwrite, resume=cfg.resume)
+        acc.wait_for_everyone()  # every process has planned before the main one changes the folders
+        if acc.is_main_process:
+            output.prepare_output(plan)
+        acc.wait_for_everyone()
+        return plan
 
     def _load_frozen_model(self) -> Any:
         from textboost_ext.models.load import load_base_model
@@ -264,7 +283,7 @@ class HostTrainer:
             self.model.unet.enable_gradient_checkpointing()  # grads flow through the frozen UNet to the encoder
 
     def _resume(self) -> int:
-        state, acc = load_state(self.config.resume), self.accelerator
+        state, acc = load_state(self.plan.resume or self.config.resume), self.accelerator
         if len(state.rng_states) != acc.num_processes:
             raise ValueError(f"resume: {state.path} was saved by {len(state.rng_states)} process(es), this run has "
                              f"{acc.num_processes}; resume with the same number of processes")
@@ -494,12 +513,17 @@ class HostTrainer:
             self._save_state(self.step)
         acc.wait_for_everyone()
         if acc.is_main_process:
+            output.finish_output(self.plan)  # manifest last: from here the adapter counts; then swap it in
             logger.info("%s", self.end_summary(time.time() - self.started_at))
+        acc.wait_for_everyone()
+        final = self.plan.final_path
         return TrainResult(
-            lora_path=lora_path, adapter_dir=self.paths.adapter_dir, steps=self.step,
-            final_loss=self.history[-1]["loss/total"] if self.history else None, sample_files=list(self.sample_files),
-            checkpoint_files=[p for _, p in output.list_checkpoints(self.paths)], state_dir=self.last_state_dir,
-            extra_files=extra, logs=list(self.history),
+            lora_path=self.plan.final.lora_file, adapter_dir=self.plan.final.adapter_dir, steps=self.step,
+            final_loss=self.history[-1]["loss/total"] if self.history else None,
+            sample_files=[final(p) for p in self.sample_files],
+            checkpoint_files=[p for _, p in output.list_checkpoints(self.plan.final)],
+            state_dir=final(self.last_state_dir) if self.last_state_dir else None,
+            extra_files=[final(p) for p in extra], logs=list(self.history),
         )
 
     def cleanup(self) -> None:
@@ -507,3 +531,6 @@ class HostTrainer:
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None:
             accelerator.end_training()  # flush and close the trackers
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.release()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textboost_ext.atomic_write import atomic_write_text
+from textboost_ext.hub.manifest import update_manifest
 from textboost_ext.diffusers_lines import sdxl_embedding_lines
 from textboost_ext.hub.errors import AdapterFormatError
 from textboost_ext.hub.samples import SampleImage, final_samples, read_samples
@@ -138,6 +139,7 @@ def write_model_card(adapter_dir: str | Path, *, repo_id: str | None = None, bas
     text = render_model_card(info, repo_id=repo_id, base_model=base_model)
     target = info.folder / "README.md"
     atomic_write_text(target, text)
+    update_manifest(info.folder, [target])  # a complete adapter stays complete
     return target
 
 

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from textboost_ext.hub.auth import scrub
 from textboost_ext.hub.errors import AdapterNotFoundError, AdapterStoreError, HubError
 from textboost_ext.hub.store import adapters_root, resolve_adapter, scan_adapters
+from textboost_ext.textsafe import clean
 
 PROG = "textboost-hub"
+DEFAULT_MAX_FILE_MB_CLI = 2048  # textboost_ext.hub.pull.DEFAULT_MAX_FILE_MB (not imported: keeps `list` fast)
 EXPORT_COMMANDS = ("verify", "convert")
 
 
@@ -41,27 +43,44 @@ def cmd_list(args: argparse.Namespace) -> int:
     from textboost_ext.hub.describe import human_size
 
     for i in infos:
-        rows.append((i.name, i.family or "?", i.trigger or "-", str(i.rank or "?"), human_size(i.size_bytes),
-                     (i.date or "-")[:16], i.short_hash or "-"))
+        rows.append((clean(i.name), clean(i.family or "?"), clean(i.trigger or "-"), str(i.rank or "?"),
+                     human_size(i.size_bytes), clean(i.date or "-")[:16], clean(i.short_hash or "-")))
+    for folder, _ in problems:
+        rows.append((clean(folder.name), "BROKEN", "-", "-", "-", "-", "-"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     print(f"{root}:")
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for i in infos:
+        if i.incomplete:
+            print(f"  {clean(i.name)}: INCOMPLETE ({clean(i.incomplete)}); retrain with --overwrite or pull it again")
     for folder, message in problems:
-        print(f"{PROG}: broken adapter {folder.name}: {message}", file=sys.stderr)
+        print(f"{PROG}: broken adapter {clean(folder.name)}: {clean(message)}", file=sys.stderr)
+    # a damaged adapter is shown, and the rest of the store still listed; the exit code tells scripts
     return 1 if problems else 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     info = resolve_adapter(args.adapter, adapters_root(args.adapters_dir))
+    from textboost_ext.input_files import check_safetensors_file
+
+    problems = [f"{info.folder} is incomplete ({clean(info.incomplete)})"] if info.incomplete else []
+    try:
+        check_safetensors_file(info.lora_file)
+    except ValueError as err:
+        problems.append(f"BROKEN: {clean(err)}")
     if args.json:
         print(json.dumps({"name": info.name, "lora_file": str(info.lora_file), "family": info.family, "trigger": info.trigger,
                           "rank": info.rank, "metadata": info.metadata}, indent=2, sort_keys=True))
     else:
         from textboost_ext.hub.describe import describe_adapter
 
-        print(describe_adapter(info))
-    return 0
+        # metadata may come from anyone's file; a damaged one is not hashed (it may be huge or sparse)
+        print(clean(describe_adapter(info, hash_file=not problems or bool(info.incomplete) and len(problems) == 1),
+                    keep_newlines=True))
+    for problem in problems:  # shown after what could be read
+        print(f"{PROG}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -97,7 +116,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from textboost_ext.hub.pull import pull_adapter
 
     path = pull_adapter(args.repo_id, adapters_root(args.adapters_dir), revision=args.revision, token=args.token,
-                        endpoint=args.endpoint, name=args.name, overwrite=args.overwrite, verify=not args.no_verify)
+                        endpoint=args.endpoint, name=args.name, overwrite=args.overwrite, verify=not args.no_verify,
+                        max_file_mb=args.max_file_mb)
     print(f"pulled {args.repo_id} into {path}")
     return 0
 
@@ -147,7 +167,10 @@ def build_parser(mount_export: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
     p.add_argument("--token", help="Hub token for private repos (default: HF_TOKEN, then `hf auth login`)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing adapter of that name")
-    p.add_argument("--no_verify", action="store_true", help="install without running the export checks")
+    p.add_argument("--no_verify", action="store_true", help="install without running the export checks (file types "
+                   "and sizes are still checked; pickles are never installed)")
+    p.add_argument("--max_file_mb", type=float, default=DEFAULT_MAX_FILE_MB_CLI,
+                   help=f"largest file to download, in MB (default {DEFAULT_MAX_FILE_MB_CLI})")
     p.set_defaults(func=cmd_pull)
 
     from textboost_ext.evaluation.cli import register_subcommands as register_evaluation
@@ -196,30 +219,56 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+DEBUG_ENV = "TEXTBOOST_DEBUG"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every failure is one short message and a non-zero exit; ``--debug`` or ``TEXTBOOST_DEBUG=1`` shows the
+    traceback instead."""
+    import os
+
     argv = list(sys.argv[1:] if argv is None else argv)
     from textboost_ext.console import configure_logging
 
     configure_logging("info")  # push/pull progress lines; third-party noise filtered
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv, debug)
+    except Exception as err:  # noqa: BLE001 - the last line of defence against a traceback
+        if debug:
+            raise
+        return _fail(f"{type(err).__name__}: {err}\n(unexpected: run again with --debug or {DEBUG_ENV}=1 to see the "
+                     "traceback, and please report it)", None, 1)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     command = _command_of(argv)
     parser = build_parser(mount_export=command is None or command in EXPORT_COMMANDS)
     args = parser.parse_args(argv)
     if not hasattr(args, "adapters_dir"):
         args.adapters_dir = None
     token = getattr(args, "token", None)
+    if token:
+        print(f"{PROG}: warning: a token on the command line can be read by other local users (process list) and "
+              "stays in your shell history; prefer HF_TOKEN or `hf auth login`", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except (AdapterNotFoundError, ValueError) as err:
+        if debug:
+            raise
         code = 1 if isinstance(err, AdapterStoreError) and not isinstance(err, AdapterNotFoundError) else 2
         return _fail(str(err), token, code)
     except (AdapterStoreError, HubError, OSError) as err:
+        if debug:
+            raise
         return _fail(str(err), token, 1)
     except KeyboardInterrupt:
         return _fail("interrupted", token, 130)
 
 
 def _fail(message: str, token: str | None, code: int) -> int:
-    print(f"{PROG}: error: {scrub(message, token)}", file=sys.stderr)
+    print(f"{PROG}: error: {clean(scrub(message, token), keep_newlines=True)}", file=sys.stderr)
     return code
 
 

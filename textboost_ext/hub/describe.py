@@ -25,7 +25,8 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def describe_adapter(info: AdapterInfo, top_tags: int = 10) -> str:
+def describe_adapter(info: AdapterInfo, top_tags: int = 10, hash_file: bool = True) -> str:
+    """``hash_file=False``: do not read the tensor data (a damaged or huge file)."""
     m = info.metadata
     rows: list[tuple[str, str]] = [
         ("name", info.name),
@@ -42,7 +43,7 @@ def describe_adapter(info: AdapterInfo, top_tags: int = 10) -> str:
         ("tags", _tags(m, top_tags)),
         ("textboost", _join(*((k.removeprefix("ss_textboost_"), v) for k, v in sorted(m.items()) if k.startswith("ss_textboost_")))),
         ("comment", m.get("ss_training_comment") or "-"),
-        ("hashes", _hashes(info)),
+        ("hashes", _hashes(info) if hash_file else "not computed (the file is damaged)"),
         ("embeddings", _embeddings(info)),
         ("sidecar", _sidecar(info)),
     ]

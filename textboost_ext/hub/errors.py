@@ -24,6 +24,10 @@ class AdapterFormatError(AdapterStoreError, ValueError):
     """A file of the adapter is malformed (bad safetensors header, bad samples/index.json, ...)."""
 
 
+class AdapterIncompleteError(AdapterStoreError):
+    """The adapter folder has no valid manifest.json (a run did not finish) or misses a listed file."""
+
+
 class HubError(RuntimeError):
     """A Hub operation failed. ``retry_command`` is the exact shell command that retries it (no secrets)."""
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from textboost_ext.hub.auth import HUB_TOKEN_PATTERN, resolve_token, scrub
 from textboost_ext.hub.card import is_demo_adapter, write_model_card
 from textboost_ext.hub.errors import HubError
-from textboost_ext.hub.store import PRIVATE_SUBDIRS, read_adapter_folder
+from textboost_ext.hub.manifest import MANIFEST_NAME
+from textboost_ext.hub.store import PRIVATE_SUBDIRS, read_adapter_folder, require_complete
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ UPLOAD_IGNORE_PATTERNS = [
     *(f"{d}/*" for d in PRIVATE_SUBDIRS),  # training state, TensorBoard logs, intermediate LoRAs
     ".*", "*/.*",  # dotfiles anywhere: .env, .netrc, .git-credentials, .cache, .huggingface
     "*.token", "*.env", "*.pem", "*.key", "*credentials*", "*secret*",
+    MANIFEST_NAME,  # local bookkeeping of completeness; pull writes its own
 ]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
@@ -135,6 +137,7 @@ def push_adapter(
     (nothing is uploaded) rather than silently publishing.
     """
     info = read_adapter_folder(Path(adapter_dir))
+    require_complete(info, "push")
     folder = info.folder
     check_repo_id(repo_id)
     retry = retry_command(folder, repo_id, private, endpoint, revision)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from textboost_ext.hub.errors import AdapterFormatError, AdapterNotFoundError, AdapterStoreError
+from textboost_ext.hub.errors import AdapterFormatError, AdapterIncompleteError, AdapterNotFoundError, AdapterStoreError
 from textboost_ext.hub.header import read_header
 
 ADAPTERS_DIR_ENV = "TEXTBOOST_ADAPTERS_DIR"
@@ -68,6 +68,8 @@ class AdapterInfo:
     date: str | None  # ISO 8601 (UTC) end of training, or modelspec.date
     short_hash: str | None  # first 12 hex chars of sshs_model_hash (the prefix A1111 shows)
     metadata: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # None: a complete adapter (valid manifest.json) or a bare file; else what makes the folder incomplete
+    incomplete: str | None = None
 
     @property
     def alpha(self) -> float | None:
@@ -166,27 +168,54 @@ def read_adapter(lora_file: Path, name: str | None = None) -> AdapterInfo:
 
 
 def read_adapter_folder(folder: Path) -> AdapterInfo:
+    from dataclasses import replace
+
+    from textboost_ext.hub.manifest import check_complete
+
     folder = Path(folder).absolute()
-    return read_adapter(find_lora_file(folder), name=folder.name)
+    status = check_complete(folder)
+    try:
+        info = read_adapter(find_lora_file(folder), name=folder.name)
+    except AdapterNotFoundError as err:
+        if status.complete:
+            raise
+        raise AdapterIncompleteError(f"{folder}: incomplete adapter ({status.summary()}); {err}") from None
+    return info if status.complete else replace(info, incomplete=status.summary())
+
+
+def require_complete(info: AdapterInfo, action: str) -> None:
+    """Refuse to ``action`` an adapter folder that a run did not finish."""
+    if info.incomplete:
+        raise AdapterIncompleteError(
+            f"{info.folder} is an incomplete adapter ({info.incomplete}); refusing to {action} it. Train it again "
+            f"with --overwrite (or resume its saved state), or pull it again"
+        )
 
 
 def scan_adapters(root: Path) -> tuple[list[AdapterInfo], list[tuple[Path, str]]]:
     """Every adapter under ``root`` plus the folders that look like adapters but could not be read.
 
-    Hidden folders (``.pull-*`` staging areas) and folders without any ``.safetensors`` are skipped.
+    Hidden folders (``.pull-*``, ``.<name>.staging``) are skipped. A folder whose files cannot be read
+    (damaged, unreadable, a killed run) is a problem entry; it never stops the scan of the others.
     """
     root = Path(root)
     infos: list[AdapterInfo] = []
     problems: list[tuple[Path, str]] = []
     if not root.is_dir():
         return infos, problems
+    from textboost_ext.hub.manifest import MANIFEST_NAME
+
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not any(folder.glob("*.safetensors")):
-            continue
         try:
+            if not any(folder.glob("*.safetensors")) and not (folder / MANIFEST_NAME).exists():
+                if any(folder.iterdir()) and (folder / "training_config.toml").exists():
+                    problems.append((folder, "incomplete adapter: no LoRA file yet (a run is going on or was killed)"))
+                continue
             infos.append(read_adapter_folder(folder))
         except AdapterStoreError as err:
             problems.append((folder, str(err)))
+        except (OSError, ValueError) as err:  # unreadable folder or file: report it, list the rest
+            problems.append((folder, f"cannot read it ({type(err).__name__}: {err})"))
     return infos, problems
 
 

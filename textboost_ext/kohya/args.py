@@ -109,9 +109,9 @@ def wants_sdxl(argv: list[str]) -> bool:
         return False
     path = Path(config_file if config_file.endswith(".toml") else config_file + ".toml")
     try:
-        import toml
+        from textboost_ext.config.tomlio import tomllib
 
-        data = toml.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # sd-scripts reports a missing or broken file itself
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}

@@ -142,4 +142,17 @@ def main(sd_scripts_dir: Path, argv: list[str]) -> int:
     except TextBoostArgumentError as err:  # found once the dataset/models are there
         print(f"error: {err}", file=sys.stderr)
         return 2
+    _write_manifest(args)
     return 0
+
+
+def _write_manifest(args: object) -> None:
+    """sd-scripts wrote its files in place; a folder holding exactly this run's LoRA becomes a complete adapter
+    (``manifest.json`` last, as the built-in trainer does). Only the main process."""
+    import os
+
+    from textboost_ext.hub.manifest import write_manifest
+
+    folder = Path(str(getattr(args, "output_dir", "") or "."))
+    if int(os.environ.get("RANK", "0")) == 0 and (folder / f"{getattr(args, 'output_name', '')}.safetensors").is_file():
+        write_manifest(folder)
