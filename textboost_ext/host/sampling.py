@@ -145,14 +145,14 @@ def _structured_prompts(path: Path, text: str) -> list[SamplePrompt]:
     """kohya's .json (a list of prompt objects) and .toml ([prompt] defaults + [[prompt.subset]]) files."""
     import json
 
+    from textboost_ext.config.errors import ConfigError
+    from textboost_ext.config.tomlio import parse_toml_text
+
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
             entries = data if isinstance(data, list) else [data]
             return [_prompt_from_mapping(e, f"{path} entry {i + 1}") for i, e in enumerate(entries)]
-        from textboost_ext.config.errors import ConfigError
-        from textboost_ext.config.tomlio import parse_toml_text
-
         data = parse_toml_text(text, str(path))  # strict TOML 1.0, errors as file:line:column
     except ConfigError as exc:
         raise PromptFileError("; ".join(exc.errors)) from None
