@@ -131,7 +131,7 @@ def test_demo_adapter_round_trips_against_its_builtin_base(fake_hub, store: Path
 
     meta = dict(factory.lora_metadata("sd1", "demo", "tbdemo"), ss_sd_model_name="builtin:tiny-sd1")
     folder = factory.make_adapter(store, lora_states("sd1"), name="demo", token="tbdemo", metadata=meta)
-    push_adapter(folder, "alice/demo", endpoint=fake_hub.endpoint, token=factory.SECRET)
+    push_adapter(folder, "alice/demo", endpoint=fake_hub.endpoint, token=factory.SECRET, allow_demo=True)
     pulled = pull_adapter("alice/demo", tmp_path / "other", endpoint=fake_hub.endpoint)  # verified
     for name in ("demo.safetensors", "embeddings/tbdemo.safetensors", "demo.json", "README.md"):
         assert (pulled / name).read_bytes() == (folder / name).read_bytes(), name
