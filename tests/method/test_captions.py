@@ -164,3 +164,10 @@ def test_token_mode_captions_tokenize_to_the_registered_ids(fresh_clip_tokenizer
         new_ids = [i for i in got if i >= 49408]
         expected = {ids[v] for v in vectors} | {ids[AUGMENT_TOKENS[t][0]] for t in tags}
         assert sorted(new_ids) == sorted(expected), caption
+
+
+def test_untagged_mode_names_no_augmentation() -> None:
+    """The ablation mode: views are augmented but the caption is the plain template, for every tag set."""
+    rng = random.Random(0)
+    for tags in ([], ["hflip"], ["zoom-in", "grayscale"]):
+        assert build_caption("a photo of a {}", "tbmug", "mug", tags, "untagged", rng) == "a photo of a tbmug mug"

@@ -49,7 +49,7 @@ SAMPLERS = ("ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a
 KPL_TYPES = ("cosine", "mse")
 TIMESTEP_SAMPLINGS = ("snr", "uniform")
 AUGMENTS = ("object", "style", "none")
-AUGMENT_MODES = ("token", "text")
+AUGMENT_MODES = ("token", "text", "untagged")  # untagged: ablation only (views augmented, captions silent)
 CAPTION_MODES = ("templates", "files")  # [textboost] caption_mode
 NUM_TRAIN_TIMESTEPS = 1000  # every SD 1.x / 2.x / XL noise schedule
 # Module kinds of a CLIP encoder layer the LoRA can adapt (the default adapts all of them).

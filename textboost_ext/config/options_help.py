@@ -128,7 +128,7 @@ HELP: dict[str, str] = {
     "preservation_prompts": "your preservation prompts (.txt or .jsonl); default: the shipped set",
     "timestep_sampling": "snr: TextBoost's SNR-weighted timesteps; uniform: plain",
     "augment": "augmentation set: object, style (flip + grayscale) or none",
-    "augment_mode": "how captions name augmentations: token (<zoom-in>) or text (natural phrases)",
+    "augment_mode": "how captions name augmentations: token (<zoom-in>), text (natural phrases), or untagged (not at all: an ablation)",
     "augment_p": "probability of the geometric and collage stages",
     "augment_color_p": "probability of grayscale",
 }

@@ -38,7 +38,7 @@ class TextBoostConfig:
     preservation_prompts: str | None = None  # .txt or .jsonl; None = the shipped set
     timestep_sampling: str = "snr"  # "snr" | "uniform"
     augment: str = "object"  # "object" | "style" | "none"
-    augment_mode: str = "token"  # "token" | "text"
+    augment_mode: str = "token"  # "token" | "text" | "untagged" (ablation: augmented views, silent captions)
     augment_p: float = 0.5
     augment_color_p: float = 0.2
 

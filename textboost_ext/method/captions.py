@@ -13,6 +13,9 @@ augmentations are then named, exactly once each and nothing else:
     - every other phrase follows the caption after a comma, in stage order:
       "a tbmug mug, on the left, grayscale".
   Order: [collage] [far away] caption[, phrase]*.
+* untagged mode: the views are augmented but the caption does not say so (an ablation: it shows what
+  the augmentation tokens are for — the encoder then has to explain a flipped, cropped, recoloured
+  subject with the placeholder alone).
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from textboost_ext.method.caption_templates import (  # noqa: F401  (re-exported
     template_set,
 )
 
-CaptionMode = Literal["token", "text"]
-CAPTION_MODES: tuple[str, ...] = ("token", "text")
+CaptionMode = Literal["token", "text", "untagged"]
+CAPTION_MODES: tuple[str, ...] = ("token", "text", "untagged")
 
 _PREFIX_TAGS = ("collage", "zoom-out")  # text mode: phrases that go before the caption
 _ARTICLES = ("a", "an", "one", "the")
@@ -109,6 +112,8 @@ def build_caption(
     if class_noun and class_noun.strip():
         subject = f"{subject} {class_noun.strip()}"
 
+    if mode == "untagged":
+        return _fill(template, subject)
     if mode == "token":
         for tag in tags:
             token = AUGMENT_TOKENS[tag][0]
