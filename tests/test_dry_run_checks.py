@@ -10,7 +10,7 @@ import torch
 from train_network_textboost import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "config_templates" / "demo.toml"
+DEMO = ROOT / "config_templates" / "tiny_demo.toml"
 MUG = ROOT / "examples" / "demo_subject" / "1_mug" / "mug.png"
 
 
@@ -31,7 +31,7 @@ def test_dataset_toml_batch_and_resolution_are_what_the_dry_run_shows(tmp_path, 
     ds = _dataset_toml(tmp_path, resolution=48, batch=2)
     cfg = tmp_path / "c.toml"
     cfg.write_text(DEMO.read_text().replace('train_data_dir = "../examples/demo_subject"', f'dataset_config = "{ds}"')
-                   .replace('"demo_prompts.txt"', f'"{ROOT / "config_templates" / "demo_prompts.txt"}"'))
+                   .replace('"tiny_demo_prompts.txt"', f'"{ROOT / "config_templates" / "tiny_demo_prompts.txt"}"'))
     assert main(["--config_file", str(cfg), "--output_dir", str(tmp_path / "out"), "--dry_run"]) == 0
     out, err = capsys.readouterr()
     assert "batch 2" in out and "48x48" in out
@@ -65,7 +65,7 @@ def test_missing_class_noun_is_a_notice_naming_the_trigger(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(DEMO.read_text().replace('class_noun = "mug"', "")
                    .replace('"../examples/demo_subject"', f'"{ROOT / "examples" / "demo_subject"}"')
-                   .replace('"demo_prompts.txt"', f'"{ROOT / "config_templates" / "demo_prompts.txt"}"'))
+                   .replace('"tiny_demo_prompts.txt"', f'"{ROOT / "config_templates" / "tiny_demo_prompts.txt"}"'))
     assert main(["--config_file", str(cfg), "--output_dir", str(tmp_path / "out"), "--dry_run"]) == 0
     out = capsys.readouterr().err
     assert "class_noun is not set: the trigger is just 'tbmug'" in out and "class tokens say 'mug'" in out

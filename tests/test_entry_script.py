@@ -19,7 +19,7 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def test_misspelt_key_names_key_file_and_suggestion(tmp_path: Path) -> None:
-    demo = (ROOT / "config_templates" / "demo.toml").read_text()
+    demo = (ROOT / "config_templates" / "tiny_demo.toml").read_text()
     bad = tmp_path / "bad.toml"
     bad.write_text(demo.replace("learning_rate = 5e-5", "learning_rat = 5e-5").replace(
         '"../examples/demo_subject"', repr(str(ROOT / "examples" / "demo_subject")).replace("'", '"')))
@@ -30,7 +30,7 @@ def test_misspelt_key_names_key_file_and_suggestion(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_resolved_config_and_exits_zero() -> None:
-    done = _run("--config_file", "config_templates/demo.toml", "--dry_run", "--learning_rate", "1e-4")
+    done = _run("--config_file", "config_templates/tiny_demo.toml", "--dry_run", "--learning_rate", "1e-4")
     assert done.returncode == 0, done.stderr
     assert "learning_rate = 0.0001" in done.stdout  # the CLI override won
     assert "30 steps" in done.stdout and "demo_mug" in done.stdout
@@ -39,7 +39,7 @@ def test_dry_run_prints_resolved_config_and_exits_zero() -> None:
 @pytest.mark.slow
 def test_demo_config_trains_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "store"
-    args = ("--config_file", "config_templates/demo.toml", "--output_dir", str(out), "--max_train_steps", "2",
+    args = ("--config_file", "config_templates/tiny_demo.toml", "--output_dir", str(out), "--max_train_steps", "2",
             "--sample_every_n_steps", "2", "--no_sample_at_first")
     done = _run(*args)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -61,7 +61,7 @@ def test_demo_config_trains_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_quiet_keeps_only_warnings_and_the_dry_run_has_no_library_noise() -> None:
-    done = _run("--config_file", "config_templates/demo.toml", "--dry_run")
+    done = _run("--config_file", "config_templates/tiny_demo.toml", "--dry_run")
     assert done.returncode == 0 and "kernels" not in done.stderr and "Traceback" not in done.stderr, done.stderr
-    quiet = _run("--config_file", "config_templates/demo.toml", "--dry_run", "--quiet", "--resolution", "1024")
+    quiet = _run("--config_file", "config_templates/tiny_demo.toml", "--dry_run", "--quiet", "--resolution", "1024")
     assert quiet.returncode == 2 and "training resolution is 1024x1024" in quiet.stderr

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "config_templates"
 DATASET_TEMPLATES = sorted(TEMPLATES.glob("dataset*.toml"))
 TRAIN_TEMPLATES = sorted(p for p in TEMPLATES.glob("*.toml") if p not in DATASET_TEMPLATES)
-EXPECTED_FAMILY = {"demo": "sd1", "sd15": "sd1", "sd21": "sd2", "sd21-768": "sd2v", "sdxl": "sdxl"}
-EXPECTED_RESOLUTION = {"demo": 64, "sd15": 512, "sd21": 512, "sd21-768": 768, "sdxl": 1024}
+EXPECTED_FAMILY = {"demo": "sd1", "tiny_demo": "sd1", "sd15": "sd1", "sd21": "sd2", "sd21-768": "sd2v", "sdxl": "sdxl"}
+EXPECTED_RESOLUTION = {"demo": 32, "tiny_demo": 64, "sd15": 512, "sd21": 512, "sd21-768": 768, "sdxl": 1024}
 
 
 def test_templates_exist() -> None:
@@ -62,8 +62,19 @@ def test_real_family_templates_use_the_paper_recipe(template: Path) -> None:
     assert (cfg.mixed_precision, cfg.save_precision, tb.timestep_sampling) == ("fp16", "fp16", "snr")
 
 
-def test_demo_template_resolves_completely() -> None:
+def test_demo_template_trains_the_toy_world_from_one_reference() -> None:
     cfg = load_config(TEMPLATES / "demo.toml", {}, check_paths=True)
+    assert cfg.pretrained_model_name_or_path == "builtin:toyworld"
+    assert (cfg.max_train_steps, cfg.train_batch_size, cfg.resolution, cfg.mixed_precision) == (250, 8, [32, 32], "no")
+    (subset,) = resolve_dataset(cfg).subsets
+    assert (subset.class_tokens, subset.num_repeats) == ("star", 1)
+    (image,) = subset.image_paths()
+    assert image.name == "green_star.png"
+    assert cfg.textboost.placeholder_token == "tbstar" and Path(cfg.textboost.preservation_prompts).is_file()
+
+
+def test_tiny_demo_template_resolves_completely() -> None:
+    cfg = load_config(TEMPLATES / "tiny_demo.toml", {}, check_paths=True)
     assert cfg.pretrained_model_name_or_path in BUILTIN_MODELS
     assert (cfg.max_train_steps, cfg.train_batch_size, cfg.mixed_precision) == (30, 4, "no")
     (subset,) = resolve_dataset(cfg).subsets
@@ -76,16 +87,18 @@ def test_demo_template_resolves_completely() -> None:
 
 @pytest.mark.parametrize("template", DATASET_TEMPLATES, ids=lambda p: p.name)
 def test_dataset_template_loads(template: Path) -> None:
-    spec = load_dataset_config(template, load_config(TEMPLATES / "demo.toml", {}))
+    spec = load_dataset_config(template, load_config(TEMPLATES / "tiny_demo.toml", {}))
     assert spec.subsets and all(s.image_paths() for s in spec.subsets)
 
 
-def test_builtin_model_names_match_the_tiny_families() -> None:
+def test_builtin_model_names_match_the_tiny_families_and_the_toy_world() -> None:
     from textboost_ext.models.tiny import TINY_FAMILIES
 
     from textboost_ext.models import builtin
 
-    assert sorted(BUILTIN_MODELS.values()) == sorted(TINY_FAMILIES)
-    assert all(name == f"builtin:tiny-{family}" for name, family in BUILTIN_MODELS.items())
+    tiny = {name: family for name, family in BUILTIN_MODELS.items() if name != "builtin:toyworld"}
+    assert sorted(tiny.values()) == sorted(TINY_FAMILIES)
+    assert all(name == f"builtin:tiny-{family}" for name, family in tiny.items())
+    assert BUILTIN_MODELS["builtin:toyworld"] == "sd1"
     # The model loader's table (names without the prefix) must accept exactly what the config accepts.
     assert {builtin.BUILTIN_PREFIX + n: f for n, f in builtin.BUILTIN_MODELS.items()} == BUILTIN_MODELS

@@ -89,7 +89,7 @@ def test_dry_run_and_show_captions_print_training_captions(tmp_path):
     data.mkdir(parents=True)
     (data / "mug.png").write_bytes((ROOT / "examples" / "demo_subject" / "1_mug" / "mug.png").read_bytes())
     (data / "mug.txt").write_text("a mug on a table\n")
-    common = ("--config_file", "config_templates/demo.toml", "--train_data_dir", str(data.parent),
+    common = ("--config_file", "config_templates/tiny_demo.toml", "--train_data_dir", str(data.parent),
               "--output_dir", str(tmp_path / "out"))
     done = _run(*common, "--dry_run")
     assert done.returncode == 0, done.stderr

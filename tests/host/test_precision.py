@@ -52,7 +52,7 @@ def test_bf16_on_cpu_warns_only_without_native_bf16(tmp_path):
 def test_entry_script_refuses_fp16_on_cpu_before_loading(capsys):
     from train_network_textboost import main
 
-    rc = main(["--config_file", str(REPO / "config_templates" / "demo.toml"), "--mixed_precision", "fp16", "--dry_run"])
+    rc = main(["--config_file", str(REPO / "config_templates" / "tiny_demo.toml"), "--mixed_precision", "fp16", "--dry_run"])
     err = capsys.readouterr().err
     assert rc == 2 and "needs a GPU" in err and "--mixed_precision bf16" in err and "Traceback" not in err
 

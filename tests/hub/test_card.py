@@ -135,3 +135,11 @@ def test_every_place_that_tells_diffusers_users_about_sdxl_gives_the_pooling_lin
     sd1 = factory.make_adapter(store, lora_states("sd1"), name="one", family="sd1", token="myone")
     text = usage_text(sd1, sd1 / "one.safetensors", "myone")
     assert SDXL_POOLING_LINE not in text and "load_textual_inversion(" in text
+
+
+@pytest.mark.parametrize(("trained_on", "says"), [("builtin:toyworld", "toy base"), ("builtin:tiny-sd1", "random-weight")])
+def test_cards_of_adapters_trained_on_builtin_bases_say_so(store: Path, lora_states, trained_on: str, says: str) -> None:  # noqa: ANN001
+    meta = factory.lora_metadata("sd1", "d", "tok", ss_sd_model_name=trained_on)
+    factory.make_adapter(store, lora_states("sd1"), name="d", token="tok", metadata=meta)
+    card = render_model_card(resolve_adapter("d", store), base_model="a/b")
+    assert "**Demo adapter.**" in card and says in card

@@ -50,11 +50,13 @@ def test_interrupted_build_leaves_no_cache(cache_dir: Path, monkeypatch: pytest.
     assert list(cache_dir.iterdir()) == []
 
 
-def test_builtin_names_cover_every_tiny_family() -> None:
+def test_builtin_names_cover_every_tiny_family_and_the_toy_world() -> None:
     from textboost_ext.models.tiny import TINY_FAMILIES
 
-    assert sorted(builtin.BUILTIN_MODELS.values()) == sorted(TINY_FAMILIES)
-    assert all(name == f"tiny-{family}" for name, family in builtin.BUILTIN_MODELS.items())
+    tiny = {name: family for name, family in builtin.BUILTIN_MODELS.items() if name != builtin.TOYWORLD}
+    assert sorted(tiny.values()) == sorted(TINY_FAMILIES)
+    assert all(name == f"tiny-{family}" for name, family in tiny.items())
+    assert builtin.BUILTIN_MODELS[builtin.TOYWORLD] == "sd1"
 
 
 def test_default_cache_root(monkeypatch: pytest.MonkeyPatch) -> None:

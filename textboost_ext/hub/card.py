@@ -80,7 +80,8 @@ def base_model_for(info: AdapterInfo) -> str:
 
 
 def is_demo_adapter(info: AdapterInfo) -> bool:
-    """Trained on a built-in tiny random-weight model (``builtin:``): a pipeline demo, not a usable adapter."""
+    """Trained on a ``builtin:`` base (a tiny random-weight model, or the toy world's test-instrument base):
+    a demo, not an adapter for any real model."""
     return info.metadata.get("ss_sd_model_name", "").startswith("builtin:")
 
 
@@ -104,7 +105,7 @@ def render_model_card(
     tags = ["text-to-image", "lora", "template:sd-lora", "stable-diffusion-xl" if family == "sdxl" else "stable-diffusion",
             "textboost", "diffusers"] + (["textual-inversion"] if tokens else []) + (["demo"] if demo else [])
     data = ModelCardData(
-        # a demo adapter (tiny random-weight base) loads into no real model: the Hub must not list it under one
+        # a demo adapter (a builtin: base) loads into no real model: the Hub must not list it under one
         base_model=None if demo else base,
         license=LICENSE[family],
         library_name="diffusers",
@@ -114,12 +115,20 @@ def render_model_card(
         widget=_widget(info, shown, trigger),
     )
     trained_on = info.metadata.get("ss_sd_model_name", "")
-    demo_warning = (
-        f"> **Demo adapter.** Trained on the built-in tiny random-weight model `{trained_on}` to show the "
-        f"pipeline; its tensors have that model's sizes and do not load into a real "
-        f"{ {'sd1': 'SD 1.x', 'sd2': 'SD 2.x', 'sd2v': 'SD 2.x', 'sdxl': 'SDXL'}.get(family, family)} checkpoint."
-        if trained_on.startswith("builtin:") else ""
-    )
+    real_family = {'sd1': 'SD 1.x', 'sd2': 'SD 2.x', 'sd2v': 'SD 2.x', 'sdxl': 'SDXL'}.get(family, family)
+    if trained_on == "builtin:toyworld":
+        demo_warning = (
+            "> **Demo adapter.** Trained on `builtin:toyworld`, textboost-ext's tiny pretrained toy base (32x32 "
+            "images of one shape on a flat background): a test instrument that makes one-shot personalization "
+            f"measurable on a CPU, not a product model. Its tensors do not load into a real {real_family} checkpoint."
+        )
+    elif trained_on.startswith("builtin:"):
+        demo_warning = (
+            f"> **Demo adapter.** Trained on the built-in tiny random-weight model `{trained_on}` to show the "
+            f"pipeline; its tensors have that model's sizes and do not load into a real {real_family} checkpoint."
+        )
+    else:
+        demo_warning = ""
     body = [
         f"# {info.name}",
         "<Gallery />",

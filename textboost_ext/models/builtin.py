@@ -1,4 +1,5 @@
-"""``builtin:tiny-*`` bases: tiny random-weight models built once into a cache folder.
+"""``builtin:`` bases, built once into a cache folder: ``tiny-*`` (random weights, for tests of every family's
+code path) and ``toyworld`` (the pretrained toy base shipped in the package, see ``textboost_ext.toyworld``).
 
 The cache root is ``$TEXTBOOST_CACHE_DIR`` or ``~/.cache/textboost_ext``; each model is a diffusers
 folder there (``tiny-sd1`` ...), loaded through the same code as a user's folder. A model is built in
@@ -18,8 +19,9 @@ from textboost_ext.models.errors import BaseModelError
 # `pretrained_model_name_or_path = "builtin:<name>"`. The config layer validates against this table too,
 # so this module stays free of torch (models.tiny is imported only when a model is built).
 BUILTIN_PREFIX = "builtin:"
-# name -> tiny family (see models.tiny.TINY_FAMILIES)
-BUILTIN_MODELS = {"tiny-sd1": "sd1", "tiny-sd2": "sd2", "tiny-sd2v": "sd2v", "tiny-sdxl": "sdxl"}
+# name -> model family (tiny-*: see models.tiny.TINY_FAMILIES)
+BUILTIN_MODELS = {"tiny-sd1": "sd1", "tiny-sd2": "sd2", "tiny-sd2v": "sd2v", "tiny-sdxl": "sdxl", "toyworld": "sd1"}
+TOYWORLD = "toyworld"
 CACHE_ENV = "TEXTBOOST_CACHE_DIR"
 
 
@@ -37,16 +39,14 @@ def builtin_model_dir(path_or_id: str) -> Path:
     if name not in BUILTIN_MODELS:
         choices = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
         raise BaseModelError(f"unknown built-in model {path_or_id!r}; choose one of {choices}")
-    final = cache_root() / name
+    final = cache_root() / _cache_name(name)
     if (final / "model_index.json").is_file():
         return final
-    from textboost_ext.models.tiny import save_tiny_model
-
     final.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=final.parent))
     try:
         # save_tiny_model also writes tokenizer sources beside its target: keep both inside `building`.
-        save_tiny_model(BUILTIN_MODELS[name], building / "model")
+        _build(name, building / "model")
         try:
             os.rename(building / "model", final)
         except OSError as e:
@@ -55,3 +55,25 @@ def builtin_model_dir(path_or_id: str) -> Path:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return final
+
+
+def _cache_name(name: str) -> str:
+    if name == TOYWORLD:  # one folder per shipped version: a new base is never served from an old cache
+        from textboost_ext.toyworld.shipped import record_digest
+
+        return f"{name}-{record_digest()}"
+    return name
+
+
+def _build(name: str, directory: Path) -> None:
+    if name == TOYWORLD:
+        from textboost_ext.toyworld.shipped import ShippedFileError, materialize
+
+        try:
+            materialize(directory)
+        except ShippedFileError as e:
+            raise BaseModelError(str(e)) from e
+        return
+    from textboost_ext.models.tiny import save_tiny_model
+
+    save_tiny_model(BUILTIN_MODELS[name], directory)

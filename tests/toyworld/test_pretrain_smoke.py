@@ -1,0 +1,54 @@
+"""A few steps of every pretraining stage: the output is a standard diffusers SD pipeline; t2i resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from textboost_ext.toyworld.pretrain import pretrain
+from textboost_ext.toyworld.pretrain_t2i import T2iSettings, draw_timesteps, epsilon_weights
+
+
+def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    out = tmp_path / "run"
+    pretrain(out, seed=0, stages=("oracle", "vae"), vae_steps=2, oracle_steps=2)
+    pretrain(out, seed=0, stages=("t2i",), t2i_steps=1, quick_every=0, final_quality_n=2)
+    assert torch.load(out / "t2i_checkpoint.pt", weights_only=False)["step"] == 1
+    (out / "pipeline" / "model_index.json").unlink()  # pretend the run was killed after step 1 of 2
+    pretrain(out, seed=0, stages=("t2i",), t2i_steps=2, quick_every=0, final_quality_n=2)
+    assert "t2i resumed from step 1" in (out / "pretrain.log").read_text()
+    record = json.loads((out / "record.json").read_text())
+    assert {"oracle", "vae", "t2i", "quality"} <= set(record) and record["seed"] == 0
+    pipe = StableDiffusionPipeline.from_pretrained(str(out / "pipeline"), local_files_only=True)
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size == 64
+    assert pipe.vae.config.scaling_factor != 0.18215  # measured on the toy latents
+    assert len(pipe.tokenizer) == 49408
+
+
+def test_shipped_recipe_is_min_snr_5_with_uniform_timesteps() -> None:
+    from textboost_ext.toyworld.models import build_scheduler
+
+    settings = T2iSettings()
+    t = draw_timesteps(20_000, settings, torch.Generator().manual_seed(0))
+    assert 0.35 < (t >= 600).float().mean() < 0.45
+    alphas = build_scheduler().alphas_cumprod
+    snr = alphas / (1 - alphas)
+    assert torch.allclose(epsilon_weights(torch.arange(1000), alphas, settings), snr.clamp(max=5) / snr)
+
+
+def test_high_noise_knobs() -> None:
+    """The experiment's knobs: half the draws at t >= 600, image-error weight floor 1."""
+    from textboost_ext.toyworld.models import build_scheduler
+
+    settings = T2iSettings(high_noise_share=0.5, snr_floor=1.0)
+    t = draw_timesteps(20_000, settings, torch.Generator().manual_seed(0))
+    assert 0.65 < (t >= 600).float().mean() < 0.75  # 0.5 + 0.5 * 0.4
+    alphas = build_scheduler().alphas_cumprod
+    w = epsilon_weights(torch.tensor([10, 500, 999]), alphas, settings)
+    snr = alphas[[10, 500, 999]] / (1 - alphas[[10, 500, 999]])
+    assert torch.allclose(w * snr, snr.clamp(1, 5))  # the weight on the implied x0 error
+    assert w[2] > 1  # at high noise the floor raises the epsilon weight above plain MSE

@@ -1,0 +1,113 @@
+"""``textboost-toyworld``: pretrain / ship / quality / references / evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="textboost-toyworld", description="The toy world: a tiny pretrained base for CPU demos and tests.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("pretrain", help="build the toy base from a seed (oracle, VAE, text encoder + UNet); 1-2 CPU hours")
+    pre.add_argument("--output_dir", type=Path, required=True)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    pre.add_argument("--stages", default="oracle,vae,t2i", help="comma list of oracle, vae, t2i (each skips when its output exists)")
+    pre.add_argument("--t2i_steps", type=int, default=None)
+    pre.add_argument("--vae_steps", type=int, default=None)
+    pre.add_argument("--oracle_steps", type=int, default=None)
+    pre.add_argument("--high_noise_share", type=float, default=None,
+                     help="share of timesteps drawn from [600, 1000) (default 0.5; 0 = uniform timesteps)")
+    pre.add_argument("--snr_floor", type=float, default=None,
+                     help="floor of the image-error weight clamp(SNR, floor, 5) (default 1; 0 = plain min-SNR-5)")
+    pre.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
+    sh = sub.add_parser("ship", help="copy a finished pretraining run into the package (fp16 + record with checksums)")
+    sh.add_argument("run_dir", type=Path)
+    sh.add_argument("--target", type=Path, default=None, help="default: textboost_ext/assets/toyworld")
+    qu = sub.add_parser("quality", help="measure the shipped base on all held-out caption combinations (the README table)")
+    qu.add_argument("--threads", type=int, default=None)
+    rf = sub.add_parser("references", help="rewrite the novel subjects' reference images")
+    rf.add_argument("--root", type=Path, default=Path("examples/toyworld"))
+    ev = sub.add_parser("evaluate", help="base vs adapter on the adapter's toy-world subject: table, grid.png, toyworld_eval.json")
+    ev.add_argument("adapter", help="store name, adapter folder or LoRA file (trained on builtin:toyworld)")
+    ev.add_argument("--seeds", type=int, default=3, help="seeds per prompt (default 3)")
+    ev.add_argument("--reference", type=Path, default=None, help="the training photo, shown first in the grid")
+    ev.add_argument("--output_dir", type=Path, default=None, help="default: the adapter folder's eval/toyworld")
+    ev.add_argument("--adapters_dir", type=Path, default=None)
+    ev.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.command == "ship":
+        from textboost_ext.toyworld.shipped import ship
+
+        print(f"shipped to {ship(args.run_dir, args.target)}")
+    if args.command == "quality":
+        _threads(args.threads)
+        return _quality()
+    if args.command == "references":
+        from textboost_ext.toyworld.references import write_references
+
+        for path in write_references(args.root):
+            print(path)
+    if args.command == "evaluate":
+        _threads(args.threads)
+        return _evaluate(args)
+    if args.command == "pretrain":
+        from textboost_ext.toyworld.pretrain import ORACLE_STEPS, STAGES, pretrain
+
+        _threads(args.threads)
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        recipe = {k: getattr(args, k) for k in ("high_noise_share", "snr_floor") if getattr(args, k) is not None}
+        pretrain(args.output_dir, args.seed, stages, t2i_steps=args.t2i_steps, vae_steps=args.vae_steps,
+                 oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _quality() -> int:
+    from textboost_ext.toyworld.evaluate import load_toy_pipeline
+    from textboost_ext.toyworld.quality import QUALITY_BAR, measure_quality
+    from textboost_ext.toyworld.shipped import load_shipped_oracle
+
+    q = measure_quality(load_toy_pipeline(), load_shipped_oracle(), seed=0)
+    print(f"builtin:toyworld on all {q['n']} held-out caption combinations (DDIM 25 steps, guidance 4), read by the oracle:")
+    for name, bar in QUALITY_BAR.items():
+        print(f"  {name:<10} {q[name]:6.1%}  (bar {bar:.0%}) {'ok' if q[name] >= bar else 'BELOW'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from textboost_ext.evaluation.adapters import AdapterLoadError, open_adapter
+    from textboost_ext.hub.store import EVAL_SUBDIR, adapters_root
+    from textboost_ext.toyworld.evaluate import compare, load_toy_pipeline
+    from textboost_ext.toyworld.report import format_comparison, save_grid, write_json
+    from textboost_ext.toyworld.shipped import load_shipped_oracle
+
+    try:
+        root = adapters_root(args.adapters_dir)
+        adapter = open_adapter(args.adapter, root)
+        pipe, oracle = load_toy_pipeline(), load_shipped_oracle()
+        comparison = compare(args.adapter, seeds=range(args.seeds), pipe=pipe, oracle=oracle, adapters_dir=root)
+    except (AdapterLoadError, ValueError) as err:
+        print(f"textboost-toyworld: error: {err}", file=sys.stderr)
+        return 2
+    out = args.output_dir or adapter.info.folder / EVAL_SUBDIR / "toyworld"
+    out.mkdir(parents=True, exist_ok=True)
+    print(format_comparison(comparison))
+    print(f"grid:   {save_grid(comparison, out / 'grid.png', args.reference)}")
+    print(f"scores: {write_json(comparison, out / 'toyworld_eval.json')}")
+    return 0
