@@ -46,3 +46,17 @@ def test_textboost_learns_the_green_star_and_keeps_new_backgrounds(tmp_path: Pat
     base, tuned = c.base.summary["subject_fidelity"], c.adapter.summary["subject_fidelity"]
     assert tuned >= base + SUBJECT_MARGIN, (base, tuned)
     assert background_obedience(c.adapter.scores) >= BACKGROUND_FLOOR, c.adapter.summary
+
+
+DRIFT_CEILING = 0.01  # ablation on the shipped base: TextBoost 0.001, λ=0 0.046, all safeguards off 0.137
+
+
+def test_textboost_keeps_the_language_the_base_speaks(tmp_path: Path, toy_pipe: Any, oracle: Any) -> None:
+    """Knowledge preservation, measured where it acts: after one demo run on the green star, the encoder's
+    outputs on 24 ordinary toy-world prompts move less than a tenth of what a run without safeguards moves."""
+    subject = SUBJECTS["green_star"]
+    config = write_config(subject, REPO / "examples" / "toyworld", REPO / "config_templates" / "toyworld_preservation_prompts.txt",
+                          tmp_path / "run", seed=0, top={"overwrite": True})
+    adapter = train_subject(config)
+    c = compare(adapter, subject, seeds=(0,), pipe=toy_pipe, oracle=oracle, ordinary=False, with_base=False)
+    assert c.drift <= DRIFT_CEILING, c.drift

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--adapters_dir", type=Path, default=None)
     ev.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
+    from textboost_ext.console import quiet_third_party
+
+    quiet_third_party(import_now=args.command in ("quality", "evaluate"))
     if args.command == "ship":
         from textboost_ext.toyworld.shipped import ship
 
