@@ -66,3 +66,23 @@ def test_the_shipped_base_is_the_one_its_record_measured(toy_pipe: Any, oracle: 
     assert q["background"] >= 0.9, q
     for name in ("background", "colour", "shape", "position", "size", "style"):
         assert abs(q[name] - recorded[name]) <= 0.2, (name, q[name], recorded[name])
+
+
+def test_ship_refuses_an_unfinished_run_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from textboost_ext.toyworld.cli import main
+
+    (tmp_path / "run").mkdir()
+    assert main(["ship", str(tmp_path / "run"), "--target", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "not a finished pretraining run" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_install_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textboost_ext.models.builtin import builtin_model_dir
+    from textboost_ext.models.errors import BaseModelError
+    from textboost_ext.toyworld import shipped
+
+    monkeypatch.setattr(shipped, "assets_dir", lambda: tmp_path / "nothing")
+    with pytest.raises(BaseModelError, match="not installed"):
+        builtin_model_dir("builtin:toyworld")

@@ -59,9 +59,12 @@ def builtin_model_dir(path_or_id: str) -> Path:
 
 def _cache_name(name: str) -> str:
     if name == TOYWORLD:  # one folder per shipped version: a new base is never served from an old cache
-        from textboost_ext.toyworld.shipped import record_digest
+        from textboost_ext.toyworld.shipped import ShippedFileError, record_digest
 
-        return f"{name}-{record_digest()}"
+        try:
+            return f"{name}-{record_digest()}"
+        except ShippedFileError as e:
+            raise BaseModelError(str(e)) from e
     return name
 
 

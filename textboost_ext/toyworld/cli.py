@@ -49,12 +49,28 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_third_party(import_now=args.command in ("quality", "evaluate"))
     if args.command == "ship":
-        from textboost_ext.toyworld.shipped import ship
+        from textboost_ext.toyworld.shipped import ShippedFileError, ship
 
-        print(f"shipped to {ship(args.run_dir, args.target)}")
+        missing = [p for p in ("record.json", "oracle.safetensors", "pipeline/model_index.json") if not (args.run_dir / p).is_file()]
+        if missing:
+            print(f"textboost-toyworld: error: {args.run_dir} is not a finished pretraining run (missing {', '.join(missing)}); "
+                  "run `textboost-toyworld pretrain --output_dir DIR` to the end first", file=sys.stderr)
+            return 2
+        try:
+            print(f"shipped to {ship(args.run_dir, args.target)}")
+        except ShippedFileError as err:
+            print(f"textboost-toyworld: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "quality":
+        from textboost_ext.models.errors import BaseModelError
+        from textboost_ext.toyworld.shipped import ShippedFileError
+
         _threads(args.threads)
-        return _quality()
+        try:
+            return _quality()
+        except (ShippedFileError, BaseModelError) as err:
+            print(f"textboost-toyworld: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "references":
         from textboost_ext.toyworld.references import write_references
 
@@ -98,14 +114,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     from textboost_ext.hub.store import EVAL_SUBDIR, adapters_root
     from textboost_ext.toyworld.evaluate import compare, load_toy_pipeline
     from textboost_ext.toyworld.report import format_comparison, save_grid, write_json
-    from textboost_ext.toyworld.shipped import load_shipped_oracle
+    from textboost_ext.models.errors import BaseModelError
+    from textboost_ext.toyworld.shipped import ShippedFileError, load_shipped_oracle
 
     try:
         root = adapters_root(args.adapters_dir)
         adapter = open_adapter(args.adapter, root)
         pipe, oracle = load_toy_pipeline(), load_shipped_oracle()
         comparison = compare(args.adapter, seeds=range(args.seeds), pipe=pipe, oracle=oracle, adapters_dir=root)
-    except (AdapterLoadError, ValueError) as err:
+    except (AdapterLoadError, ValueError, ShippedFileError, BaseModelError) as err:
         print(f"textboost-toyworld: error: {err}", file=sys.stderr)
         return 2
     out = args.output_dir or adapter.info.folder / EVAL_SUBDIR / "toyworld"

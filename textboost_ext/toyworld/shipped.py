@@ -46,6 +46,7 @@ def read_record(folder: Path | None = None) -> dict[str, Any]:
 
 def record_digest(folder: Path | None = None) -> str:
     """Names the cache folder of this shipped version, so a new base is never served from an old cache."""
+    read_record(folder)  # a clear error when the toy world is not installed
     return hashlib.sha256(((folder or assets_dir()) / RECORD_FILE).read_bytes()).hexdigest()[:12]
 
 
