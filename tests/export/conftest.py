@@ -98,3 +98,28 @@ def export_lora(tmp_path: Path, trained_lora: Callable[..., Any], training_info:
         return path, network, encoders
 
     return make
+
+
+def _write_real_dims_sd1(path: Path, rank: int = 1) -> Path:
+    """A full-size SD 1.x layout (12 layers, 768/3072) at rank 1: small, and valid without a base model."""
+    from textboost_ext.export import build_metadata, write_lora_file
+    from textboost_ext.export.metadata import TrainingInfo
+
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    shapes = {"self_attn_q_proj": (768, 768), "self_attn_k_proj": (768, 768), "self_attn_v_proj": (768, 768),
+              "self_attn_out_proj": (768, 768), "mlp_fc1": (768, 3072), "mlp_fc2": (3072, 768)}
+    for i in range(12):
+        for module, (n_in, n_out) in shapes.items():
+            name = f"lora_te_text_model_encoder_layers_{i}_{module}"
+            sd[f"{name}.lora_down.weight"] = torch.randn(rank, n_in, generator=g)
+            sd[f"{name}.lora_up.weight"] = torch.randn(n_out, rank, generator=g) * 0.01
+            sd[f"{name}.alpha"] = torch.tensor(1.0)
+    write_lora_file(path, sd, build_metadata(TrainingInfo(output_name=path.stem, family="sd1", network_dim=rank, network_alpha=1.0)))
+    return path
+
+
+@pytest.fixture
+def real_dims_sd1() -> Callable[..., Path]:
+    """``real_dims_sd1(path, rank=1)`` writes a full-size SD 1.x LoRA file (no base model needed) and returns it."""
+    return _write_real_dims_sd1

@@ -13,30 +13,13 @@ from typing import Any
 import pytest
 import torch
 
-from textboost_ext.export import build_metadata, write_lora_file
 from textboost_ext.export.cli import main, register_subcommands
-from textboost_ext.export.metadata import TrainingInfo
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def real_dims_sd1(path: Path, rank: int = 1) -> Path:
-    """A full-size SD 1.x layout (12 layers, 768/3072) at rank 1: small, and valid without a base model."""
-    g = torch.Generator().manual_seed(0)
-    sd = {}
-    shapes = {"self_attn_q_proj": (768, 768), "self_attn_k_proj": (768, 768), "self_attn_v_proj": (768, 768),
-              "self_attn_out_proj": (768, 768), "mlp_fc1": (768, 3072), "mlp_fc2": (3072, 768)}
-    for i in range(12):
-        for module, (n_in, n_out) in shapes.items():
-            name = f"lora_te_text_model_encoder_layers_{i}_{module}"
-            sd[f"{name}.lora_down.weight"] = torch.randn(rank, n_in, generator=g)
-            sd[f"{name}.lora_up.weight"] = torch.randn(n_out, rank, generator=g) * 0.01
-            sd[f"{name}.alpha"] = torch.tensor(1.0)
-    write_lora_file(path, sd, build_metadata(TrainingInfo(output_name=path.stem, family="sd1", network_dim=rank, network_alpha=1.0)))
-    return path
-
-
-def test_verify_exit_codes_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], export_lora: Callable[..., Any]) -> None:
+def test_verify_exit_codes_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], export_lora: Callable[..., Any],
+                                     real_dims_sd1: Callable[..., Path]) -> None:
     good = real_dims_sd1(tmp_path / "real.safetensors")
     assert main(["verify", str(good)]) == 0
     out = capsys.readouterr().out
@@ -102,7 +85,7 @@ def test_register_subcommands_in_another_cli() -> None:
         parser.parse_args(["verify", "f", "--arch", "sd3"])
 
 
-def test_python_dash_m(tmp_path: Path) -> None:
+def test_python_dash_m(tmp_path: Path, real_dims_sd1: Callable[..., Path]) -> None:
     good = real_dims_sd1(tmp_path / "real.safetensors")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "textboost_ext.export.cli", "verify", str(good), "--arch", "sd1"],
@@ -111,7 +94,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert "OK: all" in proc.stdout
 
 
-def test_verify_with_unloadable_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_with_unloadable_base(tmp_path: Path, capsys: pytest.CaptureFixture[str], real_dims_sd1: Callable[..., Path]) -> None:
     good = real_dims_sd1(tmp_path / "real.safetensors")
     assert main(["verify", str(good), "--base", str(tmp_path / "no_such_model")]) == 1
     assert "verify: error:" in capsys.readouterr().err

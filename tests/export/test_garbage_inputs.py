@@ -8,31 +8,14 @@ import json
 import os
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from textboost_ext.export import build_metadata, write_lora_file
-from textboost_ext.export.metadata import TrainingInfo
 from textboost_ext.hub.cli import main as hub_main
-
-
-def real_dims_sd1(path: Path) -> Path:
-    """A full-size SD 1.x layout at rank 1 (valid without a base model; see test_cli.py)."""
-    g = torch.Generator().manual_seed(0)
-    sd = {}
-    shapes = {"self_attn_q_proj": (768, 768), "self_attn_k_proj": (768, 768), "self_attn_v_proj": (768, 768),
-              "self_attn_out_proj": (768, 768), "mlp_fc1": (768, 3072), "mlp_fc2": (3072, 768)}
-    for i in range(12):
-        for module, (n_in, n_out) in shapes.items():
-            name = f"lora_te_text_model_encoder_layers_{i}_{module}"
-            sd[f"{name}.lora_down.weight"] = torch.randn(1, n_in, generator=g)
-            sd[f"{name}.lora_up.weight"] = torch.randn(n_out, 1, generator=g) * 0.01
-            sd[f"{name}.alpha"] = torch.tensor(1.0)
-    write_lora_file(path, sd, build_metadata(TrainingInfo(output_name=path.stem, family="sd1", network_dim=1, network_alpha=1.0)))
-    return path
 
 
 def _safetensors(header: object, data: bytes = b"") -> bytes:
@@ -40,7 +23,7 @@ def _safetensors(header: object, data: bytes = b"") -> bytes:
     return struct.pack("<Q", len(raw)) + raw + data
 
 
-def _garbage(folder: Path) -> dict[str, Path]:
+def _garbage(folder: Path, real_dims_sd1: Callable[..., Path]) -> dict[str, Path]:
     made: dict[str, Path] = {}
 
     def put(name: str, data: bytes) -> None:
@@ -77,8 +60,8 @@ def _garbage(folder: Path) -> dict[str, Path]:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
-def test_garbage_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inputs = _garbage(tmp_path)
+def test_garbage_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], real_dims_sd1: Callable[..., Path]) -> None:
+    inputs = _garbage(tmp_path, real_dims_sd1)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     tried, accepted, tracebacks, seconds = 0, [], [], {}
@@ -106,7 +89,7 @@ def test_garbage_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert sorted(p.name for p in out_dir.iterdir()) == []  # convert wrote nothing for any of them
 
 
-def test_convert_destination_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_destination_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str], real_dims_sd1: Callable[..., Path]) -> None:
     src = real_dims_sd1(tmp_path / "good.safetensors")
     unrelated = tmp_path / "b.safetensors"
     unrelated.write_bytes(b"someone else's file")
@@ -124,7 +107,8 @@ def test_convert_destination_rules(tmp_path: Path, capsys: pytest.CaptureFixture
     assert mode == 0o666 & ~umask  # like any file we create, not safetensors' private 0600
 
 
-def test_verify_fails_on_an_incomplete_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_fails_on_an_incomplete_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               real_dims_sd1: Callable[..., Path]) -> None:
     from textboost_ext.hub.manifest import write_manifest
 
     store = tmp_path / "store"
