@@ -131,11 +131,7 @@ def is_top_level_off(key: str, value: object) -> bool:
         return True
     if off is NO_OFF_VALUE_TOP:
         return False
-    if isinstance(off, bool) or isinstance(value, bool):  # bool is an int in Python: 0 is not `false`
-        return value is off
-    if isinstance(off, (int, float)):
-        return isinstance(value, (int, float)) and value == off
-    return value == off
+    return _equals_off(value, off)
 
 
 NO_OFF_VALUE_TOP = object()
@@ -178,7 +174,12 @@ def is_off_value(key: str, value: object) -> bool:
     off = KOHYA_DATASET_OPTIONS[key][0]
     if off is NO_OFF_VALUE:
         return False
-    if isinstance(off, bool) or isinstance(value, bool):  # bool is an int in Python: 0 is not `false`
+    return _equals_off(value, off)
+
+
+def _equals_off(value: object, off: object) -> bool:
+    """``value`` is the off value ``off``, with TOML types kept apart (bool is an int in Python: 0 is not `false`)."""
+    if isinstance(off, bool) or isinstance(value, bool):
         return value is off
     if isinstance(off, (int, float)):
         return isinstance(value, (int, float)) and value == off
