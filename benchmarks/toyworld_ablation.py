@@ -16,6 +16,7 @@ Workers run one torch thread each (two 2-thread processes on 2 cores spin agains
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -57,7 +58,9 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
+@functools.cache
 def _load() -> tuple[Any, Any]:
+    """The base pipeline and the oracle, loaded once per worker (adapters are loaded into it and unloaded)."""
     from textboost_ext.toyworld.evaluate import load_toy_pipeline
     from textboost_ext.toyworld.shipped import load_shipped_oracle
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from textboost_ext.console import quiet_third_party
 from textboost_ext.evaluation.adapters import Adapter, builtin_base_of, open_adapter
 from textboost_ext.hub.store import EVAL_SUBDIR, GENERATED_SUBDIR, adapters_root
 
@@ -63,17 +64,6 @@ def _batch_size(args: argparse.Namespace, device: str) -> int:
     return 1 if device == "cpu" else 4  # a CPU gains nothing from batching; a GPU does
 
 
-def _quiet_libraries() -> None:
-    """Our own progress bar and messages only (diffusers/transformers progress and notices off)."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def _next_counter(folder: Path) -> int:
     """A1111-style numbering: continue after the highest ``NNNNN-`` file already in ``folder``."""
     numbers = [int(m.group(1)) for p in folder.glob("*.png") if (m := re.match(r"(\d{5})-", p.name))]
@@ -98,7 +88,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CommandError(f"nothing to generate: give --prompt TEXT (repeatable) or --prompts FILE{hint}")
     base_name = _base(args, [adapter])
     sampling = _sampling(args, base_name)
-    _quiet_libraries()
+    quiet_third_party(import_now=True)  # our own progress bar and messages only
     base = load_base(base_name, args.device, args.precision)
     width, height = base.default_size
     requests, rows = [], []
@@ -191,7 +181,7 @@ def run_eval(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     references, reference_files = _copy_references(args.reference, out_dir)
     prompts, prompts_source = eval_prompts(args.prompts, adapters, metrics, references)
-    _quiet_libraries()
+    quiet_third_party(import_now=True)  # our own progress bar and messages only
     device = resolve_device(args.device)
     scorers = make_scorers(metrics, references, adapters, args, device)  # before any generation: a missing model fails fast
     base = load_base(base_name, device, args.precision)

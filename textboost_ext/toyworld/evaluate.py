@@ -21,36 +21,31 @@ from textboost_ext.toyworld.captions import full_caption
 from textboost_ext.toyworld.generate import generate
 from textboost_ext.toyworld.scoring import ImageScore, read_images, score_image, summarize
 from textboost_ext.toyworld.subjects import PromptCase, Subject, personalization_prompts
-from textboost_ext.toyworld.world import ATTRIBUTES, held_out_scenes
+from textboost_ext.toyworld.world import ATTRIBUTES, Scene, held_out_scenes
 
 ORDINARY_PROMPTS = 24
-
-
-def quiet_libraries() -> None:
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def load_toy_pipeline() -> Any:
     """``builtin:toyworld`` as a diffusers user loads a local folder (fp32, CPU)."""
     from diffusers import StableDiffusionPipeline
 
+    from textboost_ext.console import quiet_third_party
     from textboost_ext.models.builtin import builtin_model_dir
 
-    quiet_libraries()
+    quiet_third_party(import_now=True)
     pipe = StableDiffusionPipeline.from_pretrained(str(builtin_model_dir("builtin:toyworld")), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
+def ordinary_scenes(n: int = ORDINARY_PROMPTS) -> list[Scene]:
+    """A fixed sample of held-out scenes: the ordinary prompts drift is measured on."""
+    return random.Random(7).sample(held_out_scenes(), n)
+
+
 def ordinary_prompts(n: int = ORDINARY_PROMPTS) -> list[str]:
-    scenes = random.Random(7).sample(held_out_scenes(), n)
-    return [full_caption(s) for s in scenes]
+    return [full_caption(s) for s in ordinary_scenes(n)]
 
 
 @dataclass
@@ -85,8 +80,7 @@ def run_subject(pipe: Any, oracle: Any, subject: Subject, words: str, seeds: Seq
 
 def ordinary_accuracy(pipe: Any, oracle: Any, seeds: Sequence[int]) -> float:
     """The oracle's mean attribute accuracy on ordinary prompts (no subject): falls when the language drifts."""
-    scenes = random.Random(7).sample(held_out_scenes(), ORDINARY_PROMPTS)
-    jobs = [(s, seed) for s in scenes for seed in seeds]
+    jobs = [(s, seed) for s in ordinary_scenes() for seed in seeds]
     images = generate(pipe, [full_caption(s) for s, _ in jobs], [1000 + seed for _, seed in jobs])
     reads = read_images(oracle, images)
     return float(np.mean([r[a] == getattr(s, a) for r, (s, _) in zip(reads, jobs) for a in ATTRIBUTES]))
