@@ -52,3 +52,21 @@ def test_high_noise_knobs() -> None:
     snr = alphas[[10, 500, 999]] / (1 - alphas[[10, 500, 999]])
     assert torch.allclose(w * snr, snr.clamp(1, 5))  # the weight on the implied x0 error
     assert w[2] > 1  # at high noise the floor raises the epsilon weight above plain MSE
+
+
+def test_multires_noise_hides_coarse_structure() -> None:
+    """Unit variance per sample like plain noise, but far more of its power at the coarsest scale (where an
+    8x8 latent keeps the object's place), and reproducible from the generator."""
+    from textboost_ext.toyworld.pretrain_t2i import multires_noise
+
+    shape = torch.Size((256, 4, 8, 8))
+    plain = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    multi = multires_noise(shape, 3, 0.8, torch.Generator().manual_seed(0))
+    assert torch.allclose(multi.std(dim=(1, 2, 3)), torch.ones(256), atol=1e-4)
+
+    def quadrant_power(x: torch.Tensor) -> float:  # variance of the 2x2 block means: what says "top left"
+        return torch.nn.functional.avg_pool2d(x, 4).var().item()
+
+    assert quadrant_power(multi) > 5 * quadrant_power(plain)
+    assert torch.equal(multi, multires_noise(shape, 3, 0.8, torch.Generator().manual_seed(0)))
+    assert torch.equal(multires_noise(shape, 0, 0.8, torch.Generator().manual_seed(0)), plain / plain.std(dim=(1, 2, 3), keepdim=True))

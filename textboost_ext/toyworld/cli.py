@@ -26,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--vae_steps", type=int, default=None)
     pre.add_argument("--oracle_steps", type=int, default=None)
     pre.add_argument("--high_noise_share", type=float, default=None,
-                     help="share of timesteps drawn from [600, 1000) (default 0.5; 0 = uniform timesteps)")
+                     help="experiment: share of timesteps drawn from [600, 1000) (default 0 = uniform timesteps)")
     pre.add_argument("--snr_floor", type=float, default=None,
-                     help="floor of the image-error weight clamp(SNR, floor, 5) (default 1; 0 = plain min-SNR-5)")
+                     help="experiment: floor of the image-error weight clamp(SNR, floor, 5) (default 0 = plain min-SNR-5)")
+    pre.add_argument("--multires_noise_iterations", type=int, default=None,
+                     help="experiment: coarse noise levels added to the training noise (default 0 = plain Gaussian)")
+    pre.add_argument("--multires_noise_discount", type=float, default=None,
+                     help="experiment: weight of each coarser level, to the power of its level (default 0.5)")
     pre.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
     sh = sub.add_parser("ship", help="copy a finished pretraining run into the package (fp16 + record with checksums)")
     sh.add_argument("run_dir", type=Path)
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-        recipe = {k: getattr(args, k) for k in ("high_noise_share", "snr_floor") if getattr(args, k) is not None}
+        recipe = {k: getattr(args, k) for k in ("high_noise_share", "snr_floor", "multires_noise_iterations",
+                                                    "multires_noise_discount") if getattr(args, k) is not None}
         pretrain(args.output_dir, args.seed, stages, t2i_steps=args.t2i_steps, vae_steps=args.vae_steps,
                  oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe)
     return 0

@@ -4,11 +4,11 @@ The recipe, and why:
 - batch 32, AdamW 6e-4 with warm-up and cosine decay, EMA 0.999 of both models (the EMA is what ships);
 - 10% empty captions, so classifier-free guidance has an unconditional model to push against;
 - min-SNR-5 weighting (the epsilon error weighted min(SNR, 5) / SNR) with uniform timesteps: the shipped
-  base. Two knobs stay for experiments: ``snr_floor`` (the image-error weight becomes clamp(SNR, floor, 5))
-  and ``high_noise_share`` (that share of timesteps drawn from [600, 1000)). With floor 1 and share 0.5
-  a position-only trial went from 25% to 90% position in 900 steps, but in the full world the same run
-  was at shape 22% / position 17% after 6,000 steps (min-SNR-5: shape 28% at 4,000 and 90% at 12,000):
-  the high-noise weight starves the details, and position was not learned either way (README).
+  base. Three knobs stay for experiments on position (which this UNet does not learn from the caption):
+  ``snr_floor`` (the image-error weight becomes clamp(SNR, floor, 5)), ``high_noise_share`` (that share of
+  timesteps drawn from [600, 1000)) and ``multires_noise_iterations`` (coarse noise). In the full world,
+  floor 1 + share 0.5 starved the details (shape 22% at 6,000 steps) without teaching position; in a
+  position-only world none of them, nor training only at t >= 990, taught position in 400-600 steps (README).
 Checkpoints every ``checkpoint_every`` steps (atomic), so a killed run resumes where it stopped.
 """
 
@@ -44,6 +44,8 @@ class T2iSettings:
     high_noise_from: int = 600
     snr_floor: float = 0.0
     snr_gamma: float = 5.0
+    multires_noise_iterations: int = 0
+    multires_noise_discount: float = 0.5
     checkpoint_every: int = 1000
 
 
@@ -70,6 +72,27 @@ def epsilon_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, setti
     a = alphas_cumprod[timesteps]
     snr = a / (1 - a)
     return snr.clamp(settings.snr_floor, settings.snr_gamma) / snr
+
+
+
+def multires_noise(shape: torch.Size, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian noise plus coarser noise grids (each side halved per level, weight ``discount`` ** level),
+    rescaled to unit variance per sample: kohya's ``multires_noise_iterations`` idea, with fixed halving.
+
+    An experiment knob (off in the shipped recipe). The hypothesis it tests: at the highest timesteps of the
+    SD schedule the latent keeps ~7% of its signal, and at 8x8 the object's place is its coarsest feature, so
+    the UNet might read the place from the noisy latent instead of the caption; coarse noise would hide it.
+    In a position-only trial it did not help (README "How good the shipped base is").
+    """
+    noise = torch.randn(shape, generator=gen)
+    b, c, h, w = shape
+    for level in range(1, iterations + 1):
+        side_h, side_w = max(1, h >> level), max(1, w >> level)
+        coarse = torch.randn((b, c, side_h, side_w), generator=gen)
+        noise = noise + discount ** level * torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")
+        if side_h == 1 and side_w == 1:
+            break
+    return noise / noise.std(dim=(1, 2, 3), keepdim=True)
 
 
 class EMA:
@@ -132,7 +155,11 @@ def train_t2i(vae: Any, text_encoder: Any, unet: Any, tokenizer: Any, scenes: li
             posterior = vae.encode(to_tensor(render_array(batch, rng)).to(device)).latent_dist
             sample_noise = torch.randn(posterior.mean.shape, generator=gen).to(device)
             latents = (posterior.mean + posterior.std * sample_noise) * scaling
-        noise = torch.randn(latents.shape, generator=gen).to(device)
+        if settings.multires_noise_iterations:
+            noise = multires_noise(latents.shape, settings.multires_noise_iterations,
+                                   settings.multires_noise_discount, gen).to(device)
+        else:
+            noise = torch.randn(latents.shape, generator=gen).to(device)
         t = draw_timesteps(len(batch), settings, gen).to(device)
         noisy = scheduler.add_noise(latents, noise, t)
         hidden = text_encoder(_tokenize(tokenizer, captions).to(device))[0]
