@@ -24,7 +24,7 @@ from textboost_ext.toyworld.world import Scene
 
 @dataclass
 class VaeSettings:
-    steps: int = 1500
+    steps: int = 2500
     batch_size: int = 64
     learning_rate: float = 2e-3
     kl_weight: float = 1e-6
