@@ -8,7 +8,7 @@ The recipe, and why:
   ``snr_floor`` (the image-error weight becomes clamp(SNR, floor, 5)), ``high_noise_share`` (that share of
   timesteps drawn from [600, 1000)) and ``multires_noise_iterations`` (coarse noise). In the full world,
   floor 1 + share 0.5 starved the details (shape 22% at 6,000 steps) without teaching position; in a
-  position-only world none of them, nor training only at t >= 990, taught position in 400-600 steps (README).
+  position-only world none of them, nor training only at t >= 990, taught position in 400-1,600 steps (README).
 Checkpoints every ``checkpoint_every`` steps (atomic), so a killed run resumes where it stopped.
 """
 
@@ -72,7 +72,6 @@ def epsilon_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, setti
     a = alphas_cumprod[timesteps]
     snr = a / (1 - a)
     return snr.clamp(settings.snr_floor, settings.snr_gamma) / snr
-
 
 
 def multires_noise(shape: torch.Size, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
