@@ -100,6 +100,11 @@ def read_tensor(oracle: Oracle, x: torch.Tensor) -> list[dict[str, str]]:
     return [{name: VALUES[name][picks[name][i]] for name in ATTRIBUTES} for i in range(x.shape[0])]
 
 
+def attribute_accuracy(reads: list[dict[str, str]], scenes: list[Scene]) -> dict[str, float]:
+    """Per attribute, the share of ``reads`` that name what the matching scene shows."""
+    return {name: float(np.mean([r[name] == getattr(s, name) for r, s in zip(reads, scenes)])) for name in ATTRIBUTES}
+
+
 def oracle_accuracy(oracle: Oracle, scenes: list[Scene], seed: int, n: int = 1000) -> dict[str, float]:
     """Per-attribute accuracy on ``n`` fresh renders (drawn from ``scenes``), degraded like training."""
     rng = random.Random(seed)
@@ -108,7 +113,7 @@ def oracle_accuracy(oracle: Oracle, scenes: list[Scene], seed: int, n: int = 100
     reads = []
     for i in range(0, n, 250):
         reads += read_tensor(oracle, degrade(images_to_tensor(render_array(batch[i:i + 250], rng)), gen))
-    return {name: float(np.mean([r[name] == getattr(s, name) for r, s in zip(reads, batch)])) for name in ATTRIBUTES}
+    return attribute_accuracy(reads, batch)
 
 
 def save_oracle(oracle: Oracle, path: Path) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import numpy as np
-
 from textboost_ext.toyworld.captions import full_caption
 from textboost_ext.toyworld.generate import generate
-from textboost_ext.toyworld.oracle import Oracle, images_to_tensor, read_tensor
-from textboost_ext.toyworld.world import ATTRIBUTES, held_out_scenes
+from textboost_ext.toyworld.oracle import Oracle, attribute_accuracy
+from textboost_ext.toyworld.scoring import read_images
+from textboost_ext.toyworld.world import held_out_scenes
 
 QUALITY_BAR = {"background": 0.95, "colour": 0.90, "shape": 0.80, "position": 0.80, "size": 0.90, "style": 0.85}
 
@@ -21,8 +20,7 @@ def measure_quality(pipe: Any, oracle: Oracle, n: int | None = None, seed: int =
     if n is not None and n < len(scenes):
         scenes = random.Random(seed).sample(scenes, n)
     images = generate(pipe, [full_caption(s) for s in scenes], [seed * 100_000 + i for i in range(len(scenes))])
-    reads = read_tensor(oracle, images_to_tensor(images))
-    result = {a: float(np.mean([r[a] == getattr(s, a) for r, s in zip(reads, scenes)])) for a in ATTRIBUTES}
+    result = attribute_accuracy(read_images(oracle, images), scenes)
     result["n"] = len(scenes)
     return result
 
