@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from textboost_ext.toyworld.pretrain import pretrain
-from textboost_ext.toyworld.pretrain_t2i import T2iSettings, draw_timesteps, epsilon_weights
+from textboost_ext.toyworld.pretrain_t2i import T2iSettings, draw_timesteps, loss_weights
 
 
 def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_shipped_recipe_is_min_snr_5_with_uniform_timesteps() -> None:
     assert 0.35 < (t >= 600).float().mean() < 0.45
     alphas = build_scheduler().alphas_cumprod
     snr = alphas / (1 - alphas)
-    assert torch.allclose(epsilon_weights(torch.arange(1000), alphas, settings), snr.clamp(max=5) / snr)
+    assert torch.allclose(loss_weights(torch.arange(1000), alphas, settings), snr.clamp(max=5) / snr)
 
 
 def test_high_noise_knobs() -> None:
@@ -48,10 +48,28 @@ def test_high_noise_knobs() -> None:
     t = draw_timesteps(20_000, settings, torch.Generator().manual_seed(0))
     assert 0.65 < (t >= 600).float().mean() < 0.75  # 0.5 + 0.5 * 0.4
     alphas = build_scheduler().alphas_cumprod
-    w = epsilon_weights(torch.tensor([10, 500, 999]), alphas, settings)
+    w = loss_weights(torch.tensor([10, 500, 999]), alphas, settings)
     snr = alphas[[10, 500, 999]] / (1 - alphas[[10, 500, 999]])
     assert torch.allclose(w * snr, snr.clamp(1, 5))  # the weight on the implied x0 error
     assert w[2] > 1  # at high noise the floor raises the epsilon weight above plain MSE
+
+
+def test_v_prediction_weights_the_same_image_error() -> None:
+    """A velocity error is an image error times sqrt(SNR + 1): the v weights give the same image-error weight
+    clamp(SNR, floor, gamma) as the epsilon weights, and the target is the scheduler's velocity."""
+    from textboost_ext.host.diffusion import diffusion_target
+    from textboost_ext.toyworld.models import build_scheduler
+
+    t = torch.tensor([10, 500, 999])
+    alphas = build_scheduler().alphas_cumprod
+    snr = alphas[t] / (1 - alphas[t])
+    v = T2iSettings(prediction_type="v_prediction", snr_floor=1.0)
+    assert torch.allclose(loss_weights(t, alphas, v) * (snr + 1), snr.clamp(1, 5))
+    scheduler = build_scheduler("v_prediction")
+    assert scheduler.config.prediction_type == "v_prediction"
+    latents, noise = torch.ones(3, 4, 8, 8), torch.zeros(3, 4, 8, 8)
+    target = diffusion_target(scheduler, latents, noise, t)
+    assert torch.allclose(target[:, 0, 0, 0], -(1 - alphas[t]).sqrt())  # v = sqrt(a) eps - sqrt(1 - a) x0
 
 
 def test_multires_noise_hides_coarse_structure() -> None:

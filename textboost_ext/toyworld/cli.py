@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="experiment: coarse noise levels added to the training noise (default 0 = plain Gaussian)")
     pre.add_argument("--multires_noise_discount", type=float, default=None,
                      help="experiment: weight of each coarser level, to the power of its level (default 0.5)")
+    pre.add_argument("--prediction_type", choices=("epsilon", "v_prediction"), default=None,
+                     help="what the UNet predicts (default epsilon); saved in the pipeline's scheduler config")
     pre.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
     sh = sub.add_parser("ship", help="copy a finished pretraining run into the package (fp16 + record with checksums)")
     sh.add_argument("run_dir", type=Path)
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
         recipe = {k: getattr(args, k) for k in ("high_noise_share", "snr_floor", "multires_noise_iterations",
-                                                    "multires_noise_discount") if getattr(args, k) is not None}
+                                                    "multires_noise_discount", "prediction_type") if getattr(args, k) is not None}
         pretrain(args.output_dir, args.seed, stages, t2i_steps=args.t2i_steps, vae_steps=args.vae_steps,
                  oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe)
     return 0

@@ -54,12 +54,12 @@ def build_unet() -> Any:
     )
 
 
-def build_scheduler() -> Any:
+def build_scheduler(prediction_type: str = "epsilon") -> Any:
     from diffusers import DDPMScheduler
 
     scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="epsilon", clip_sample=False, steps_offset=1,
+        prediction_type=prediction_type, clip_sample=False, steps_offset=1,
     )
     # as in SD 1.5's scheduler_config.json: DDIM/PNDM built from this config do not force the final alpha to 1
     scheduler.register_to_config(set_alpha_to_one=False)
@@ -72,10 +72,10 @@ def build_tokenizer(directory: Path) -> Any:
     return build_clip_tokenizer(directory)
 
 
-def assemble_pipeline(vae: Any, text_encoder: Any, unet: Any, tokenizer: Any) -> Any:
+def assemble_pipeline(vae: Any, text_encoder: Any, unet: Any, tokenizer: Any, prediction_type: str = "epsilon") -> Any:
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=build_scheduler(),
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=build_scheduler(prediction_type),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )

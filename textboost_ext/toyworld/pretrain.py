@@ -85,7 +85,7 @@ def stage_vae(out: Path, seed: int, record: Record, log: Callable[[str], None], 
 
 def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], steps: int | None = None,
               quick_every: int = QUICK_QUALITY_EVERY, final_quality_n: int | None = None, device: str = "cpu",
-              recipe: dict[str, float] | None = None) -> None:
+              recipe: dict[str, Any] | None = None) -> None:
     from diffusers import AutoencoderKL
 
     from textboost_ext.toyworld.oracle import load_oracle
@@ -107,7 +107,7 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
     def on_step(step: int, ema: Any) -> None:
         if oracle is None or not quick_every or step % quick_every or step == settings.steps:
             return
-        pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer)
+        pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer, settings.prediction_type)
         q = measure_quality(pipe, oracle, n=96, seed=step)
         log(f"quick quality at step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in q.items() if k != "n"))
         quick[str(step)] = q
@@ -117,7 +117,7 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
     ema = train_t2i(vae, text_encoder, unet, tokenizer, pretraining_scenes(), settings, seed,
                     out / "t2i_checkpoint.pt", log=log, on_step=on_step, device=device)
     minutes = record.data.get("t2i", {}).get("minutes", 0.0) + (time.time() - start) / 60
-    pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer)
+    pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer, settings.prediction_type)
     pipe.save_pretrained(str(out / "pipeline"), safe_serialization=True)
     record.update(t2i={"settings": asdict(settings), "minutes": round(minutes, 1)})
     if oracle is not None:
@@ -131,7 +131,7 @@ STAGES = ("oracle", "vae", "t2i")
 
 def pretrain(out: Path, seed: int, stages: tuple[str, ...] = STAGES, t2i_steps: int | None = None,
              vae_steps: int | None = None, oracle_steps: int = ORACLE_STEPS, quick_every: int = QUICK_QUALITY_EVERY,
-             final_quality_n: int | None = None, device: str | None = None, t2i_recipe: dict[str, float] | None = None) -> Path:
+             final_quality_n: int | None = None, device: str | None = None, t2i_recipe: dict[str, Any] | None = None) -> Path:
     """``final_quality_n``: held-out combinations measured at the end (default: all of them);
     ``device``: where to train (default: CUDA when present, else the CPU)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from textboost_ext.host.diffusion import diffusion_target
 from textboost_ext.toyworld.captions import random_caption
 from textboost_ext.toyworld.models import build_scheduler
 from textboost_ext.toyworld.pretrain_vae import to_tensor
@@ -47,6 +48,7 @@ class T2iSettings:
     multires_noise_iterations: int = 0
     multires_noise_discount: float = 0.5
     checkpoint_every: int = 1000
+    prediction_type: str = "epsilon"
 
 
 def _lr_lambda(settings: T2iSettings) -> Callable[[int], float]:
@@ -67,11 +69,18 @@ def draw_timesteps(n: int, settings: T2iSettings, gen: torch.Generator, total: i
     return torch.where(torch.rand(n, generator=gen) < settings.high_noise_share, high, uniform)
 
 
-def epsilon_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, settings: T2iSettings) -> torch.Tensor:
-    """Per-sample weights of the epsilon MSE equal to an image-error weight clamp(SNR, floor, gamma)."""
+def loss_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, settings: T2iSettings) -> torch.Tensor:
+    """Per-sample weights of the prediction MSE equal to an image-error weight clamp(SNR, floor, gamma).
+
+    An epsilon error is an image error times sqrt(SNR); a velocity error one times sqrt(SNR + 1)."""
     a = alphas_cumprod[timesteps]
     snr = a / (1 - a)
-    return snr.clamp(settings.snr_floor, settings.snr_gamma) / snr
+    image_weight = snr.clamp(settings.snr_floor, settings.snr_gamma)
+    if settings.prediction_type == "epsilon":
+        return image_weight / snr
+    if settings.prediction_type == "v_prediction":
+        return image_weight / (snr + 1)
+    raise ValueError(f"prediction_type {settings.prediction_type!r}: choose epsilon or v_prediction")
 
 
 def multires_noise(shape: torch.Size, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
@@ -121,7 +130,7 @@ def train_t2i(vae: Any, text_encoder: Any, unet: Any, tokenizer: Any, scenes: li
     torch.manual_seed(seed)
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
-    scheduler = build_scheduler()
+    scheduler = build_scheduler(settings.prediction_type)
     alphas = scheduler.alphas_cumprod.to(device)
     vae.requires_grad_(False).eval().to(device)
     models = [text_encoder.to(device), unet.to(device)]
@@ -163,8 +172,8 @@ def train_t2i(vae: Any, text_encoder: Any, unet: Any, tokenizer: Any, scenes: li
         noisy = scheduler.add_noise(latents, noise, t)
         hidden = text_encoder(_tokenize(tokenizer, captions).to(device))[0]
         pred = unet(noisy, t, hidden).sample
-        per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_sample * epsilon_weights(t, alphas, settings)).mean()
+        per_sample = (pred - diffusion_target(scheduler, latents, noise, t)).pow(2).mean(dim=(1, 2, 3))
+        loss = (per_sample * loss_weights(t, alphas, settings)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
