@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from textboost_ext.hooks import HostContext, StepBatch, TrainerExtension
+from textboost_ext.models.lean_activations import use_lean_quick_gelu
 from textboost_ext.method.captions import caption_file_template
 from textboost_ext.method import (
     AUGMENT_SET_TAGS,
@@ -219,6 +220,8 @@ class TextBoostExtension(TrainerExtension):
             # Old CLIP configs pool at the highest token id, which is now an added token.
             fix_legacy_eos_pooling(encoder, tokenizer.eos_token_id)
             self.embeddings.append(ext)
+            # two passes with gradients per step: keep the smaller MLP activations (same values)
+            use_lean_quick_gelu(encoder)
 
         scheduler = model.noise_scheduler
         self.alphas_cumprod = scheduler.alphas_cumprod.detach().cpu()
