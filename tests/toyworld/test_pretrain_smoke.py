@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -27,6 +28,19 @@ def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> N
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size == 64
     assert pipe.vae.config.scaling_factor != 0.18215  # measured on the toy latents
     assert len(pipe.tokenizer) == 49408
+
+    # a second base started from this one's weights, trained on the velocity (as SD 2's v model was made)
+    v_run = tmp_path / "v_run"
+    v_run.mkdir()
+    shutil.copy(out / "oracle.safetensors", v_run)
+    shutil.copytree(out / "vae", v_run / "vae")
+    pretrain(v_run, seed=0, stages=("t2i",), t2i_steps=1, quick_every=0, final_quality_n=2,
+             t2i_recipe={"prediction_type": "v_prediction", "snr_floor": 1.0}, init_from=out / "pipeline")
+    v_pipe = StableDiffusionPipeline.from_pretrained(str(v_run / "pipeline"), local_files_only=True)
+    assert v_pipe.scheduler.config.prediction_type == "v_prediction"
+    source, started = pipe.unet.state_dict(), v_pipe.unet.state_dict()
+    assert max((source[k] - started[k]).abs().max().item() for k in source) < 1e-3  # the EMA of one step from there
+    assert json.loads((v_run / "record.json").read_text())["t2i_init_from"]["pipeline"] == str(out / "pipeline")
 
 
 def test_shipped_recipe_is_min_snr_5_with_uniform_timesteps() -> None:

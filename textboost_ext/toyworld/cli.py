@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="experiment: weight of each coarser level, to the power of its level (default 0.5)")
     pre.add_argument("--prediction_type", choices=("epsilon", "v_prediction"), default=None,
                      help="what the UNet predicts (default epsilon); saved in the pipeline's scheduler config")
+    pre.add_argument("--learning_rate", type=float, default=None, help="text encoder + UNet AdamW rate (default 6e-4)")
+    pre.add_argument("--init_from", type=Path, default=None,
+                     help="start the text encoder + UNet from this pipeline folder (a finished run's <run>/pipeline) "
+                          "instead of a fresh init: e.g. to turn an epsilon base into a v-prediction one")
     pre.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
     sh = sub.add_parser("ship", help="copy a finished pretraining run into the package (fp16 + record with checksums)")
     sh.add_argument("run_dir", type=Path)
@@ -94,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
         recipe = {k: getattr(args, k) for k in ("high_noise_share", "snr_floor", "multires_noise_iterations",
-                                                    "multires_noise_discount", "prediction_type") if getattr(args, k) is not None}
+                                                    "multires_noise_discount", "prediction_type", "learning_rate")
+                  if getattr(args, k) is not None}
         pretrain(args.output_dir, args.seed, stages, t2i_steps=args.t2i_steps, vae_steps=args.vae_steps,
-                 oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe)
+                 oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe,
+                 init_from=args.init_from)
     return 0
 
 

@@ -85,7 +85,9 @@ def stage_vae(out: Path, seed: int, record: Record, log: Callable[[str], None], 
 
 def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], steps: int | None = None,
               quick_every: int = QUICK_QUALITY_EVERY, final_quality_n: int | None = None, device: str = "cpu",
-              recipe: dict[str, Any] | None = None) -> None:
+              recipe: dict[str, Any] | None = None, init_from: Path | None = None) -> None:
+    """``init_from``: a pipeline folder whose text encoder + UNet weights replace the fresh init (how SD 2's
+    v-prediction model was made from its epsilon model: the same weights, trained on the new target)."""
     from diffusers import AutoencoderKL
 
     from textboost_ext.toyworld.oracle import load_oracle
@@ -100,6 +102,11 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
     vae = AutoencoderKL.from_pretrained(str(out / "vae"))
     torch.manual_seed(seed)
     text_encoder, unet = models.build_text_encoder(), models.build_unet()
+    if init_from is not None:
+        _load_t2i_weights(init_from, text_encoder, unet)
+        source = init_from.parent / "record.json"
+        record.update(t2i_init_from={"pipeline": str(init_from),
+                                     "record": json.loads(source.read_text()) if source.is_file() else None})
     tokenizer = models.build_tokenizer(out / ".tokenizer")
     oracle = load_oracle(out / "oracle.safetensors") if (out / "oracle.safetensors").is_file() else None
     quick: dict[str, Any] = dict(record.data.get("t2i_quick_quality", {}))
@@ -126,12 +133,25 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
         record.update(quality=q)
 
 
+def _load_t2i_weights(pipeline: Path, text_encoder: Any, unet: Any) -> None:
+    from safetensors.torch import load_file
+
+    for module, name, file in ((text_encoder, "text_encoder", "model.safetensors"),
+                               (unet, "unet", "diffusion_pytorch_model.safetensors")):
+        path = pipeline / name / file
+        if not path.is_file():
+            raise FileNotFoundError(f"--init_from: {path} is missing; give a pipeline folder a pretraining run wrote "
+                                    "(<run>/pipeline)")
+        module.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+
+
 STAGES = ("oracle", "vae", "t2i")
 
 
 def pretrain(out: Path, seed: int, stages: tuple[str, ...] = STAGES, t2i_steps: int | None = None,
              vae_steps: int | None = None, oracle_steps: int = ORACLE_STEPS, quick_every: int = QUICK_QUALITY_EVERY,
-             final_quality_n: int | None = None, device: str | None = None, t2i_recipe: dict[str, Any] | None = None) -> Path:
+             final_quality_n: int | None = None, device: str | None = None, t2i_recipe: dict[str, Any] | None = None,
+             init_from: Path | None = None) -> Path:
     """``final_quality_n``: held-out combinations measured at the end (default: all of them);
     ``device``: where to train (default: CUDA when present, else the CPU)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -146,5 +166,5 @@ def pretrain(out: Path, seed: int, stages: tuple[str, ...] = STAGES, t2i_steps: 
         stage_vae(out, seed, record, log, steps=vae_steps, device=device)
     if "t2i" in stages:
         stage_t2i(out, seed, record, log, steps=t2i_steps, quick_every=quick_every, final_quality_n=final_quality_n,
-                  device=device, recipe=t2i_recipe)
+                  device=device, recipe=t2i_recipe, init_from=init_from)
     return out
