@@ -74,9 +74,20 @@ def test_minimal_info_has_every_key() -> None:
     assert all(isinstance(v, str) for v in meta.values())
 
 
+@pytest.mark.parametrize("family, version, architecture", [
+    ("sd1", "sd_v1", "stable-diffusion-v1/lora"), ("sdxl", "sdxl_base_v1-0", "stable-diffusion-xl-v1-base/lora"),
+])
+def test_v_prediction_outside_sd2_says_so_in_the_model_spec(family: str, version: str, architecture: str) -> None:
+    """As kohya writes a v-prediction SD 1.x/SDXL LoRA: the A1111 version keys stay the family's (they have no
+    v variant outside SD 2), the SAI model spec's prediction_type says "v"."""
+    meta = build_metadata(TrainingInfo(output_name="x", family=family, v_prediction=True))
+    assert (meta["ss_base_model_version"], meta["ss_v2"]) == (version, "False")
+    assert (meta["modelspec.architecture"], meta["modelspec.prediction_type"]) == (architecture, "v")
+    assert check_version_keys(meta, family).ok
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(family="sd3"), "unknown base family"),
-    (dict(family="sdxl", v_prediction=True), "only supported for family 'sd2'"),
     (dict(output_name="a/b"), "file stem"),
     (dict(network_dim=0), "network_dim"),
     (dict(textboost={"Bad-Key": 1}), "Bad-Key"),

@@ -100,9 +100,6 @@ def _check_info(info: TrainingInfo) -> None:
     check_family(info.family)
     if not info.output_name or "/" in info.output_name or "\\" in info.output_name:
         raise ValueError(f"output_name {info.output_name!r} must be a non-empty file stem (no folders)")
-    if info.v_prediction and info.family != "sd2":
-        # kohya has v-prediction SD1/SDXL, but the model spec and A1111 version keys cannot say so.
-        raise ValueError(f"v_prediction=True is only supported for family 'sd2', not {info.family!r}")
     if len(info.resolution) != 2 or any(int(x) <= 0 for x in info.resolution):
         raise ValueError(f"resolution must be (width, height) > 0, got {info.resolution!r}")
     if int(info.network_dim) < 1 or float(info.network_alpha) <= 0:

@@ -75,6 +75,8 @@ def check_version_keys(metadata: Mapping[str, Any], family: str, adapter: str = 
     problems: list[str] = []
     arch = metadata.get("modelspec.architecture")
     v_pred = isinstance(arch, str) and arch.startswith("stable-diffusion-v2-768-v")
+    if family != "sd2":  # only SD 2 has a v architecture; elsewhere the model spec's prediction_type alone says so
+        v_pred = metadata.get("modelspec.prediction_type") == "v"
     if adapter == "lora":
         version = metadata.get("ss_base_model_version")
         v_pred = v_pred or version == "sd_v2_v"
