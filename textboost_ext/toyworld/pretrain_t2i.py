@@ -8,9 +8,8 @@ The recipe, and why:
   min-SNR's weight is the SNR itself (< 0.03). ``prediction_type="v_prediction"`` together with
   ``snr_floor=1`` does (position-only world 67% at 1,200 steps; full world 99.8% after 24,000 steps, shapes
   as the shipped base's, colour and style weaker; README "Why the shipped base ignores position"); either
-  alone does not. Other knobs
-  kept for experiments: ``high_noise_share`` (that share of timesteps drawn from [600, 1000)) and
-  ``multires_noise_iterations`` (coarse noise); neither taught position.
+  alone does not. Other knobs kept for experiments: ``high_noise_share`` (that share of timesteps drawn
+  from [600, 1000)) and ``multires_noise_iterations`` (coarse noise); neither taught position.
 Checkpoints every ``checkpoint_every`` steps (atomic), so a killed run resumes where it stopped.
 """
 
