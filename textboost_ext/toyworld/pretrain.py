@@ -101,9 +101,10 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
         settings.steps, settings.checkpoint_every = steps, min(1000, steps)
     vae = AutoencoderKL.from_pretrained(str(out / "vae"))
     torch.manual_seed(seed)
-    text_encoder, unet = models.build_text_encoder(), models.build_unet()
-    if init_from is not None:
-        _load_t2i_weights(init_from, text_encoder, unet)
+    if init_from is None:
+        text_encoder, unet = models.build_text_encoder(), models.build_unet()
+    else:
+        text_encoder, unet = _pretrained_t2i(init_from)
         source = init_from.parent / "record.json"
         record.update(t2i_init_from={"pipeline": str(init_from),
                                      "record": json.loads(source.read_text()) if source.is_file() else None})
@@ -133,16 +134,16 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
         record.update(quality=q)
 
 
-def _load_t2i_weights(pipeline: Path, text_encoder: Any, unet: Any) -> None:
-    from safetensors.torch import load_file
+def _pretrained_t2i(pipeline: Path) -> tuple[Any, Any]:
+    """The text encoder and UNet of a pipeline folder a pretraining run wrote, loaded as the VAE is."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
 
-    for module, name, file in ((text_encoder, "text_encoder", "model.safetensors"),
-                               (unet, "unet", "diffusion_pytorch_model.safetensors")):
-        path = pipeline / name / file
-        if not path.is_file():
-            raise FileNotFoundError(f"--init_from: {path} is missing; give a pipeline folder a pretraining run wrote "
-                                    "(<run>/pipeline)")
-        module.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    if not (pipeline / "model_index.json").is_file():
+        raise FileNotFoundError(f"--init_from: {pipeline} is not a pipeline folder (no model_index.json); give the "
+                                "<run>/pipeline folder a finished pretraining run wrote")
+    return (CLIPTextModel.from_pretrained(str(pipeline / "text_encoder")),
+            UNet2DConditionModel.from_pretrained(str(pipeline / "unet")))
 
 
 STAGES = ("oracle", "vae", "t2i")
