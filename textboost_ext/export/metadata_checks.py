@@ -74,8 +74,9 @@ def check_metadata(metadata: Mapping[str, Any], family: str, stem: str, adapter:
 def check_version_keys(metadata: Mapping[str, Any], family: str, adapter: str = "lora") -> CheckResult:
     problems: list[str] = []
     arch = metadata.get("modelspec.architecture")
-    v_pred = isinstance(arch, str) and arch.startswith("stable-diffusion-v2-768-v")
-    if family != "sd2":  # only SD 2 has a v architecture; elsewhere the model spec's prediction_type alone says so
+    if family == "sd2":
+        v_pred = isinstance(arch, str) and arch.startswith("stable-diffusion-v2-768-v")
+    else:  # only SD 2 has a v architecture; elsewhere the model spec's prediction_type alone says so
         v_pred = metadata.get("modelspec.prediction_type") == "v"
     if adapter == "lora":
         version = metadata.get("ss_base_model_version")
