@@ -98,6 +98,11 @@ def run(argv: list[str]) -> int:
     from textboost_ext.console import quiet_third_party
 
     quiet_third_party(verbose=run.log_level == "verbose", import_now=True)  # their own switches, before models load
+    from textboost_ext.host.heap import bound_heap_growth
+
+    heap_note = bound_heap_growth()  # before models load: less peak memory for the same step
+    if heap_note:
+        log.info("%s", heap_note)
     try:
         result = train(config, extension, checked=True)  # the preflight showed its notes already
     except (ValueError, FileNotFoundError, OutputError, OptimizerUnavailableError, AdapterStoreError) as err:
