@@ -26,12 +26,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-# The demo: TextBoost learns a green star from one photo on the pretrained toy base, then base vs adapter
+# The demo: TextBoost learns a yellow square from one photo on the pretrained toy base, then base vs adapter
 # is measured by the toy world's oracle (table + grid.png). One torch thread: on a 2-core machine doing
 # anything else, two threads spin against each other and the run gets many times slower.
 demo: setup
 	OMP_NUM_THREADS=1 $(PY) train_network_textboost.py --config_file config_templates/demo.toml --overwrite
-	OMP_NUM_THREADS=1 $(VENV)/bin/textboost-toyworld evaluate demo_star --reference examples/toyworld/green_star/1_star/green_star.png
+	OMP_NUM_THREADS=1 $(VENV)/bin/textboost-toyworld evaluate demo_square --reference examples/toyworld/yellow_square/1_square/yellow_square.png
 
 # The eval-report test opens eval.html in a real headless Chromium (Debian's package, no download by a
 # test tool). Installed here when it is missing and this is root with apt-get; otherwise that one test

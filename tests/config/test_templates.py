@@ -67,10 +67,10 @@ def test_demo_template_trains_the_toy_world_from_one_reference() -> None:
     assert cfg.pretrained_model_name_or_path == "builtin:toyworld"
     assert (cfg.max_train_steps, cfg.train_batch_size, cfg.resolution, cfg.mixed_precision) == (250, 8, [32, 32], "no")
     (subset,) = resolve_dataset(cfg).subsets
-    assert (subset.class_tokens, subset.num_repeats) == ("star", 1)
+    assert (subset.class_tokens, subset.num_repeats) == ("square", 1)
     (image,) = subset.image_paths()
-    assert image.name == "green_star.png"
-    assert cfg.textboost.placeholder_token == "tbstar" and Path(cfg.textboost.preservation_prompts).is_file()
+    assert image.name == "yellow_square.png"
+    assert cfg.textboost.placeholder_token == "tbsquare" and Path(cfg.textboost.preservation_prompts).is_file()
 
 
 def test_tiny_demo_template_resolves_completely() -> None:

@@ -17,4 +17,4 @@ def test_demo_toml_uses_the_toy_settings() -> None:
         assert getattr(cfg, key) == expected, key
     for key, value in TOY_TEXTBOOST.items():
         assert getattr(cfg.textboost, key) == value, key
-    assert (cfg.textboost.placeholder_token, cfg.textboost.class_noun, cfg.textboost.initializer) == ("tbstar", "star", "star")
+    assert (cfg.textboost.placeholder_token, cfg.textboost.class_noun, cfg.textboost.initializer) == ("tbsquare", "square", "square")

@@ -1,11 +1,12 @@
 """TextBoost personalizes the toy base from ONE photo, and the prompt still steers the image.
 
-One run with the demo's settings on the green star (training seed 0, image seeds 0 and 1: the ablation's
+One run with the demo's settings on the yellow square (training seed 0, image seeds 0 and 1: the ablation's
 "textboost" run, README "Ablation"). Thresholds from that ablation on the shipped base:
-- subject fidelity: base 0.000, TextBoost 0.208 -> must exceed the base by 0.10 (3 of 24 images);
-- new-background prompts: TextBoost obeys 0.857 and copies the reference's background 0.000; naming the
-  augmentations in words instead of tokens obeys 0.000; all safeguards off (λ = 0, no augmentation) still
-  obeys 0.857 but copies 0.143 -> obedience >= 0.75 and copy rate <= 0.07 (at most 1 of 14 images).
+- subject fidelity: base 0.083, TextBoost 0.542 (seed 1: 0.583) -> must exceed the base by 0.25 (6 of 24 images);
+- new-background prompts: TextBoost obeys 0.857 (seed 1: 0.929) and copies the reference's background 0.000
+  (both seeds) -> obedience >= 0.75 and copy rate <= 0.07 (at most 1 of 14 images). On this base a run with
+  the safeguards off obeys new backgrounds too (1.000 on this subject), so what the safeguards keep is
+  measured by the drift test below, where such a run moves 3-4x further (λ = 0 alone: 7x).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from textboost_ext.toyworld.scoring import background_obedience
 from textboost_ext.toyworld.subjects import SUBJECTS
 
 REPO = Path(__file__).resolve().parents[2]
-SUBJECT_MARGIN = 0.10  # adapter subject fidelity - base subject fidelity
+SUBJECT_MARGIN = 0.25  # adapter subject fidelity - base subject fidelity
 BACKGROUND_FLOOR = 0.75  # background obeyed on new-background prompts
 COPY_CEILING = 0.07  # the reference's background shown on new-background prompts
 
 
 @pytest.fixture(scope="module")
-def green_star(tmp_path_factory: pytest.TempPathFactory, toy_pipe: Any, oracle: Any) -> Comparison:
-    """One demo-settings run on the green star, scored once (base and adapter, image seeds 0 and 1); both tests
+def yellow_square(tmp_path_factory: pytest.TempPathFactory, toy_pipe: Any, oracle: Any) -> Comparison:
+    """One demo-settings run on the yellow square, scored once (base and adapter, image seeds 0 and 1); both tests
     read it, so the module trains once."""
     from accelerate.state import AcceleratorState, GradientState
 
-    subject = SUBJECTS["green_star"]
-    run = tmp_path_factory.mktemp("green_star") / "run"
+    subject = SUBJECTS["yellow_square"]
+    run = tmp_path_factory.mktemp("yellow_square") / "run"
     config = write_config(subject, REPO / "examples" / "toyworld", REPO / "config_templates" / "toyworld_preservation_prompts.txt",
                           run, seed=0, top={"overwrite": True})
     try:
@@ -45,18 +46,19 @@ def green_star(tmp_path_factory: pytest.TempPathFactory, toy_pipe: Any, oracle: 
     return compare(adapter, subject, seeds=(0, 1), pipe=toy_pipe, oracle=oracle, ordinary=False)
 
 
-def test_textboost_learns_the_green_star_and_keeps_new_backgrounds(green_star: Comparison) -> None:
-    assert green_star.base is not None
-    base, tuned = green_star.base.summary["subject_fidelity"], green_star.adapter.summary["subject_fidelity"]
+def test_textboost_learns_the_yellow_square_and_keeps_new_backgrounds(yellow_square: Comparison) -> None:
+    assert yellow_square.base is not None
+    base, tuned = yellow_square.base.summary["subject_fidelity"], yellow_square.adapter.summary["subject_fidelity"]
     assert tuned >= base + SUBJECT_MARGIN, (base, tuned)
-    assert background_obedience(green_star.adapter.scores) >= BACKGROUND_FLOOR, green_star.adapter.summary
-    assert green_star.adapter.summary["copy_rate"] <= COPY_CEILING, green_star.adapter.summary
+    assert background_obedience(yellow_square.adapter.scores) >= BACKGROUND_FLOOR, yellow_square.adapter.summary
+    assert yellow_square.adapter.summary["copy_rate"] <= COPY_CEILING, yellow_square.adapter.summary
 
 
-DRIFT_CEILING = 0.01  # ablation on the shipped base, green star: TextBoost 0.002, λ=0 0.036, all safeguards off 0.071
+DRIFT_CEILING = 0.03  # ablation on the shipped base, yellow square: TextBoost 0.016-0.017, λ=0 0.127, all safeguards off 0.045-0.065
 
 
-def test_textboost_keeps_the_language_the_base_speaks(green_star: Comparison) -> None:
-    """Knowledge preservation, measured where it acts: after one demo run on the green star, the encoder's
-    outputs on 24 ordinary toy-world prompts move less than a tenth of what a run without safeguards moves."""
-    assert green_star.drift <= DRIFT_CEILING, green_star.drift
+def test_textboost_keeps_the_language_the_base_speaks(yellow_square: Comparison) -> None:
+    """Knowledge preservation, measured where it acts: after one demo run on the yellow square, the encoder's
+    outputs on 24 ordinary toy-world prompts move at most 0.03 (cosine distance), where a run with every
+    safeguard off moves 0.045-0.065 and one without knowledge preservation 0.127."""
+    assert yellow_square.drift <= DRIFT_CEILING, yellow_square.drift

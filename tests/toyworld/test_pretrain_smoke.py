@@ -42,13 +42,34 @@ def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> N
     assert max((source[k] - started[k]).abs().max().item() for k in source) < 1e-3  # the EMA of one step from there
     assert json.loads((v_run / "record.json").read_text())["t2i_init_from"]["pipeline"] == str(out / "pipeline")
 
+    # shipping it: fp16 files the record's checksums cover, configs without the build machine's paths, and a
+    # folder that loads as the builtin base does
+    from textboost_ext.toyworld.shipped import materialize, read_record, sha256, ship
 
-def test_shipped_recipe_is_min_snr_5_with_uniform_timesteps() -> None:
+    shipped = ship(v_run, tmp_path / "assets")
+    record = read_record(shipped)
+    assert all(sha256(shipped / name) == digest for name, digest in record["sha256"].items())
+    assert not any("_name_or_path" in json.loads((shipped / f"{c}_config.json").read_text()) for c in ("vae", "text_encoder", "unet"))
+    loaded = StableDiffusionPipeline.from_pretrained(str(materialize(tmp_path / "model", folder=shipped)), local_files_only=True)
+    assert loaded.scheduler.config.prediction_type == "v_prediction"
+
+
+def test_shipped_recipe_is_v_prediction_with_the_image_error_weight_clamped_to_1_5() -> None:
     from textboost_ext.toyworld.models import build_scheduler
 
     settings = T2iSettings()
+    assert settings.prediction_type == "v_prediction"
     t = draw_timesteps(20_000, settings, torch.Generator().manual_seed(0))
-    assert 0.35 < (t >= 600).float().mean() < 0.45
+    assert 0.35 < (t >= 600).float().mean() < 0.45  # uniform timesteps
+    alphas = build_scheduler().alphas_cumprod
+    snr = alphas / (1 - alphas)
+    assert torch.allclose(loss_weights(torch.arange(1000), alphas, settings) * (snr + 1), snr.clamp(1, 5))
+
+
+def test_the_earlier_recipe_is_min_snr_5_epsilon() -> None:
+    from textboost_ext.toyworld.models import build_scheduler
+
+    settings = T2iSettings(prediction_type="epsilon", snr_floor=0.0)
     alphas = build_scheduler().alphas_cumprod
     snr = alphas / (1 - alphas)
     assert torch.allclose(loss_weights(torch.arange(1000), alphas, settings), snr.clamp(max=5) / snr)
@@ -58,7 +79,7 @@ def test_high_noise_knobs() -> None:
     """The experiment's knobs: half the draws at t >= 600, image-error weight floor 1."""
     from textboost_ext.toyworld.models import build_scheduler
 
-    settings = T2iSettings(high_noise_share=0.5, snr_floor=1.0)
+    settings = T2iSettings(high_noise_share=0.5, snr_floor=1.0, prediction_type="epsilon")
     t = draw_timesteps(20_000, settings, torch.Generator().manual_seed(0))
     assert 0.65 < (t >= 600).float().mean() < 0.75  # 0.5 + 0.5 * 0.4
     alphas = build_scheduler().alphas_cumprod

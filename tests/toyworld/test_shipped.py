@@ -44,7 +44,8 @@ def test_builtin_toyworld_is_an_sd1_diffusers_folder(toy_cache: Path) -> None:
     from textboost_ext.toyworld.shipped import record_digest
 
     model = load_base_model("builtin:toyworld")
-    assert (model.family, model.prediction_type, model.extra["format"]) == ("sd1", "epsilon", "diffusers")
+    trained_for = read_record()["t2i"]["settings"].get("prediction_type", "epsilon")  # older records: epsilon
+    assert (model.family, model.prediction_type, model.extra["format"]) == ("sd1", trained_for, "diffusers")
     assert (toy_cache / f"toyworld-{record_digest()}" / "model_index.json").is_file()
 
 
@@ -62,8 +63,10 @@ def test_the_shipped_base_is_the_one_its_record_measured(toy_pipe: Any, oracle: 
     from textboost_ext.toyworld.quality import measure_quality
 
     recorded = read_record()["quality"]
-    q = measure_quality(toy_pipe, oracle, n=64, seed=5)
+    by_shape: dict[str, float] = {}
+    q = measure_quality(toy_pipe, oracle, n=64, seed=5, by_shape=by_shape)
     assert q["background"] >= 0.9, q
+    assert len(by_shape) >= 5 and min(by_shape.values()) <= q["shape"] <= max(by_shape.values()), (by_shape, q)
     for name in ("background", "colour", "shape", "position", "size", "style"):
         assert abs(q[name] - recorded[name]) <= 0.2, (name, q[name], recorded[name])
 

@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--high_noise_share", type=float, default=None,
                      help="experiment: share of timesteps drawn from [600, 1000) (default 0 = uniform timesteps)")
     pre.add_argument("--snr_floor", type=float, default=None,
-                     help="experiment: floor of the image-error weight clamp(SNR, floor, 5) (default 0 = plain min-SNR-5)")
+                     help="floor of the image-error weight clamp(SNR, floor, 5) (default 1; 0 = plain min-SNR-5)")
     pre.add_argument("--multires_noise_iterations", type=int, default=None,
                      help="experiment: coarse noise levels added to the training noise (default 0 = plain Gaussian)")
     pre.add_argument("--multires_noise_discount", type=float, default=None,
                      help="experiment: weight of each coarser level, to the power of its level (default 0.5)")
     pre.add_argument("--prediction_type", choices=("epsilon", "v_prediction"), default=None,
-                     help="what the UNet predicts (default epsilon); saved in the pipeline's scheduler config")
+                     help="what the UNet predicts (default v_prediction); saved in the pipeline's scheduler config")
     pre.add_argument("--learning_rate", type=float, default=None, help="text encoder + UNet AdamW rate (default 6e-4)")
     pre.add_argument("--init_from", type=Path, default=None,
                      help="start the text encoder + UNet from this pipeline folder (a finished run's <run>/pipeline) "
@@ -115,10 +115,12 @@ def _quality() -> int:
     from textboost_ext.toyworld.quality import QUALITY_BAR, measure_quality
     from textboost_ext.toyworld.shipped import load_shipped_oracle
 
-    q = measure_quality(load_toy_pipeline(), load_shipped_oracle(), seed=0)
+    by_shape: dict[str, float] = {}
+    q = measure_quality(load_toy_pipeline(), load_shipped_oracle(), seed=0, by_shape=by_shape)
     print(f"builtin:toyworld on all {q['n']} held-out caption combinations (DDIM 25 steps, guidance 4), read by the oracle:")
     for name, bar in QUALITY_BAR.items():
         print(f"  {name:<10} {q[name]:6.1%}  (bar {bar:.0%}) {'ok' if q[name] >= bar else 'BELOW'}")
+    print("  shape, per shape asked for: " + ", ".join(f"{shape} {share:.0%}" for shape, share in by_shape.items()))
     return 0
 
 

@@ -14,14 +14,21 @@ from textboost_ext.toyworld.world import held_out_scenes
 QUALITY_BAR = {"background": 0.95, "colour": 0.90, "shape": 0.80, "position": 0.80, "size": 0.90, "style": 0.85}
 
 
-def measure_quality(pipe: Any, oracle: Oracle, n: int | None = None, seed: int = 0) -> dict[str, float]:
-    """Per-attribute share of samples the oracle reads as the caption asked (held-out scenes, full captions)."""
+def measure_quality(pipe: Any, oracle: Oracle, n: int | None = None, seed: int = 0,
+                    by_shape: dict[str, float] | None = None) -> dict[str, float]:
+    """Per-attribute share of samples the oracle reads as the caption asked (held-out scenes, full captions).
+    ``by_shape``, when given, is filled with the shape accuracy per requested shape (which shapes hold it back)."""
     scenes = held_out_scenes()
     if n is not None and n < len(scenes):
         scenes = random.Random(seed).sample(scenes, n)
     images = generate(pipe, [full_caption(s) for s in scenes], [seed * 100_000 + i for i in range(len(scenes))])
-    result = attribute_accuracy(read_images(oracle, images), scenes)
+    reads = read_images(oracle, images)
+    result = attribute_accuracy(reads, scenes)
     result["n"] = len(scenes)
+    if by_shape is not None:
+        for shape in sorted({s.shape for s in scenes}):
+            matching = [r["shape"] == s.shape for r, s in zip(reads, scenes) if s.shape == shape]
+            by_shape[shape] = sum(matching) / len(matching)
     return result
 
 

@@ -77,7 +77,9 @@ def ship(run_dir: Path, target: Path | None = None) -> Path:
     for component in COMPONENTS:
         state = load_file(str(pipeline / component / _weights_name(pipeline / component)))
         save_file({k: v.half().contiguous() for k, v in state.items()}, str(target / f"{component}.safetensors"))
-        shutil.copyfile(pipeline / component / "config.json", target / f"{component}_config.json")
+        config = json.loads((pipeline / component / "config.json").read_text())
+        config.pop("_name_or_path", None)  # the folder on the machine that built it: nothing a user can load
+        (target / f"{component}_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(pipeline / "scheduler" / "scheduler_config.json", target / "scheduler_config.json")
     shutil.copyfile(run_dir / ORACLE_FILE, target / ORACLE_FILE)
     files = [f"{c}.safetensors" for c in COMPONENTS] + [f"{c}_config.json" for c in COMPONENTS] + ["scheduler_config.json", ORACLE_FILE]
