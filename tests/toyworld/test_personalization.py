@@ -1,7 +1,9 @@
 """TextBoost personalizes the toy base from ONE photo, and the prompt still steers the image.
 
 One run with the demo's settings on the yellow square (training seed 0, image seeds 0 and 1: the ablation's
-"textboost" run, README "Ablation"). Thresholds from that ablation on the shipped base:
+"textboost" run, README "Ablation"). Thresholds from that ablation on base B3; on B4 (shipped) the same run
+gives subject fidelity 0.500 over a base of 0.042, new backgrounds 1.000, copy 0.000, drift 0.017 (λ = 0:
+0.108; safeguards off: 0.076), so they hold with the same margins. B3's numbers:
 - subject fidelity: base 0.083, TextBoost 0.542 (seed 1: 0.583) -> must exceed the base by 0.25 (6 of 24 images);
 - new-background prompts: TextBoost obeys 0.857 (seed 1: 0.929) and copies the reference's background 0.000
   (both seeds) -> obedience >= 0.75 and copy rate <= 0.07 (at most 1 of 14 images). On this base a run with
@@ -54,7 +56,7 @@ def test_textboost_learns_the_yellow_square_and_keeps_new_backgrounds(yellow_squ
     assert yellow_square.adapter.summary["copy_rate"] <= COPY_CEILING, yellow_square.adapter.summary
 
 
-DRIFT_CEILING = 0.03  # ablation on the shipped base, yellow square: TextBoost 0.016-0.017, λ=0 0.127, all safeguards off 0.045-0.065
+DRIFT_CEILING = 0.03  # ablation on B3, yellow square (B4: 0.017, λ=0 0.108): TextBoost 0.016-0.017, λ=0 0.127, all safeguards off 0.045-0.065
 
 
 def test_textboost_keeps_the_language_the_base_speaks(yellow_square: Comparison) -> None:

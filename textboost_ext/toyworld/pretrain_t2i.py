@@ -3,8 +3,8 @@
 The recipe, and why:
 - batch 32, AdamW 6e-4 with warm-up and cosine decay, EMA 0.999 of both models (the EMA is what ships);
 - 10% empty captions, so classifier-free guidance has an unconditional model to push against;
-- v-prediction, the image error weighted clamp(SNR, 1, 5), uniform timesteps: the shipped base (four runs:
-  12,000 steps from scratch, then three times 6,000 more at 3e-4 with ``init_from``; README "Rebuilding the
+- v-prediction, the image error weighted clamp(SNR, 1, 5), uniform timesteps: the shipped base (five runs:
+  12,000 steps from scratch, then four times 6,000 more at 3e-4 with ``init_from``; README "Rebuilding the
   base"). The place of the object is decided at t >~ 800, where the earlier recipe (epsilon, min-SNR-5: the
   weight there is the SNR itself, < 0.03) taught nothing about it: its base ignored position words (17%), this
   one follows them (99.6%). Either change alone does not (position-only world, README "Why the first base
