@@ -14,7 +14,6 @@ trainer's command line sets it; any ``MALLOC_*`` variable in the environment lea
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the running interpreter's symbols, its C library's among them (no ldconfig lookup)
     except OSError:
         return None
     # gnu_get_libc_version exists only in glibc (musl has a mallopt that does nothing)
