@@ -16,14 +16,16 @@ def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> N
     from diffusers import StableDiffusionPipeline
 
     out = tmp_path / "run"
-    pretrain(out, seed=0, stages=("oracle", "vae"), vae_steps=2, oracle_steps=2)
+    pretrain(out, seed=0, stages=("oracle", "vae", "decoder"), vae_steps=2, oracle_steps=2, decoder_steps=2)
+    assert_only_the_decoder_changed(out / "vae", out / "vae_decoder")
     pretrain(out, seed=0, stages=("t2i",), t2i_steps=1, quick_every=0, final_quality_n=2)
     assert torch.load(out / "t2i_checkpoint.pt", weights_only=False)["step"] == 1
     (out / "pipeline" / "model_index.json").unlink()  # pretend the run was killed after step 1 of 2
     pretrain(out, seed=0, stages=("t2i",), t2i_steps=2, quick_every=0, final_quality_n=2)
     assert "t2i resumed from step 1" in (out / "pretrain.log").read_text()
     record = json.loads((out / "record.json").read_text())
-    assert {"oracle", "vae", "t2i", "quality"} <= set(record) and record["seed"] == 0
+    assert {"oracle", "vae", "vae_decoder", "t2i", "quality", "quality_sampling"} <= set(record) and record["seed"] == 0
+    assert same_file(out / "pipeline" / "vae", out / "vae_decoder")  # the pipeline ships the fine-tuned decoder
     pipe = StableDiffusionPipeline.from_pretrained(str(out / "pipeline"), local_files_only=True)
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size == 64
     assert pipe.vae.config.scaling_factor != 0.18215  # measured on the toy latents
@@ -42,6 +44,15 @@ def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> N
     assert max((source[k] - started[k]).abs().max().item() for k in source) < 1e-3  # the EMA of one step from there
     assert json.loads((v_run / "record.json").read_text())["t2i_init_from"]["pipeline"] == str(out / "pipeline")
 
+    # the decoder stage on a finished run: fine-tunes, swaps the pipeline's VAE for it, measures again
+    assert same_file(v_run / "pipeline" / "vae", v_run / "vae")
+    quality_before = json.loads((v_run / "record.json").read_text())["quality"]
+    pretrain(v_run, seed=0, stages=("decoder",), decoder_steps=2, final_quality_n=3)
+    assert same_file(v_run / "pipeline" / "vae", v_run / "vae_decoder")
+    record = json.loads((v_run / "record.json").read_text())
+    assert quality_before["n"] == 2 and record["quality"]["n"] == 3 and "vae_decoder" in record
+    assert len(record["commands"]) == 2  # the run's own command is kept beside the decoder's
+
     # shipping it: fp16 files the record's checksums cover, configs without the build machine's paths, and a
     # folder that loads as the builtin base does
     from textboost_ext.toyworld.shipped import materialize, read_record, sha256, ship
@@ -52,6 +63,21 @@ def test_a_few_steps_of_each_stage_make_a_loadable_pipeline(tmp_path: Path) -> N
     assert not any("_name_or_path" in json.loads((shipped / f"{c}_config.json").read_text()) for c in ("vae", "text_encoder", "unet"))
     loaded = StableDiffusionPipeline.from_pretrained(str(materialize(tmp_path / "model", folder=shipped)), local_files_only=True)
     assert loaded.scheduler.config.prediction_type == "v_prediction"
+
+
+def same_file(a: Path, b: Path) -> bool:
+    name = "diffusion_pytorch_model.safetensors"
+    return (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def assert_only_the_decoder_changed(vae_dir: Path, decoder_dir: Path) -> None:
+    """The latent space the UNet learns in is the encoder's: fine-tuning the decoder must not touch it."""
+    from safetensors.torch import load_file
+
+    name = "diffusion_pytorch_model.safetensors"
+    before, after = load_file(str(vae_dir / name)), load_file(str(decoder_dir / name))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed), sorted(changed)[:5]
 
 
 def test_shipped_recipe_is_v_prediction_with_the_image_error_weight_clamped_to_1_5() -> None:

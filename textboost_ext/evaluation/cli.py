@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textboost_ext.evaluation.scorers import DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL
+from textboost_ext.toyworld import sampling as toyworld_sampling
 
 
 def _sampling_options(p: argparse.ArgumentParser, images_help: str) -> None:
@@ -24,8 +25,8 @@ def _sampling_options(p: argparse.ArgumentParser, images_help: str) -> None:
                         "(default: the builtin: base named in the adapter's metadata)")
     p.add_argument("--n", type=int, default=4, help=images_help)
     p.add_argument("--seed", type=int, default=0, help="seed of each prompt's first image; the next ones count up (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default 30; 25 on builtin:toyworld)")
-    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default 7.5; 4 on builtin:toyworld)")
+    p.add_argument("--steps", type=int, default=None, help=f"sampling steps (default 30; {toyworld_sampling.STEPS} on builtin:toyworld)")
+    p.add_argument("--cfg", type=float, default=None, help=f"classifier-free guidance scale (default 7.5; {toyworld_sampling.GUIDANCE:g} on builtin:toyworld)")
     p.add_argument("--sampler", default=None, help="kohya sampler name: ddim (default), euler, euler_a, dpmsolver++, ...")
     p.add_argument("--weight", type=float, default=1.0, help="LoRA multiplier (A1111's <lora:NAME:weight>; default 1.0)")
     p.add_argument("--width", type=int, default=None, help="image width, multiple of 8 (default: the base's native size)")

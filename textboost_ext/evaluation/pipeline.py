@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from textboost_ext.toyworld import sampling as toyworld_sampling
+
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # Defaults when the command line leaves them out: kohya's sample defaults, except for the toy world's base,
-# which was pretrained for DDIM 25 steps at guidance 4 (see textboost_ext.toyworld.generate).
+# which is sampled as its quality table was measured (textboost_ext.toyworld.sampling).
 DEFAULT_SAMPLING = {"steps": 30, "cfg": 7.5, "sampler": "ddim"}
-BASE_SAMPLING = {"builtin:toyworld": {"steps": 25, "cfg": 4.0, "sampler": "ddim"}}
+BASE_SAMPLING = {"builtin:toyworld": {"steps": toyworld_sampling.STEPS, "cfg": toyworld_sampling.GUIDANCE,
+                                      "sampler": toyworld_sampling.SAMPLER}}
 
 
 class GenerationSetupError(ValueError):

@@ -2,6 +2,6 @@
 
 ``world`` (what a scene is), ``render`` (scene -> pixels), ``captions`` (scene -> words), ``oracle`` (pixels ->
 scene, the evaluator), ``models`` (the SD 1.x-layout components), ``pretrain_*`` (how the base is built, once),
-``shipped`` (the committed weights and their record), ``subjects`` (the novel subjects and their prompts),
+``shipped`` (the committed weights and their record), ``subjects`` (the novel subjects and their prompts), ``sampling``/``generate`` (how the base is sampled),
 ``scoring``/``evaluate``/``report`` (what a trained adapter achieves), ``cli`` (``textboost-toyworld``).
 """

@@ -17,13 +17,16 @@ def _threads(n: int | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="textboost-toyworld", description="The toy world: a tiny pretrained base for CPU demos and tests.")
     sub = p.add_subparsers(dest="command", required=True)
-    pre = sub.add_parser("pretrain", help="build the toy base from a seed (oracle, VAE, text encoder + UNet); 1-2 CPU hours")
+    pre = sub.add_parser("pretrain", help="build the toy base from a seed (oracle, VAE, its decoder, text encoder + UNet); hours on a CPU")
     pre.add_argument("--output_dir", type=Path, required=True)
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    pre.add_argument("--stages", default="oracle,vae,t2i", help="comma list of oracle, vae, t2i (each skips when its output exists)")
+    pre.add_argument("--stages", default="oracle,vae,decoder,t2i",
+                     help="comma list of oracle, vae, decoder, t2i (each skips when its output exists; decoder on a "
+                          "finished run swaps its pipeline's VAE for the fine-tuned one and re-measures)")
     pre.add_argument("--t2i_steps", type=int, default=None)
     pre.add_argument("--vae_steps", type=int, default=None)
+    pre.add_argument("--decoder_steps", type=int, default=None, help="VAE decoder fine-tuning steps (default 3000)")
     pre.add_argument("--oracle_steps", type=int, default=None)
     pre.add_argument("--high_noise_share", type=float, default=None,
                      help="experiment: share of timesteps drawn from [600, 1000) (default 0 = uniform timesteps)")
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "multires_noise_discount", "prediction_type", "learning_rate")
                   if getattr(args, k) is not None}
         pretrain(args.output_dir, args.seed, stages, t2i_steps=args.t2i_steps, vae_steps=args.vae_steps,
+                 decoder_steps=args.decoder_steps,
                  oracle_steps=args.oracle_steps or ORACLE_STEPS, device=args.device, t2i_recipe=recipe,
                  init_from=args.init_from)
     return 0
@@ -112,12 +116,14 @@ if __name__ == "__main__":
 
 def _quality() -> int:
     from textboost_ext.toyworld.evaluate import load_toy_pipeline
+    from textboost_ext.toyworld.generate import GUIDANCE, STEPS
     from textboost_ext.toyworld.quality import QUALITY_BAR, measure_quality
     from textboost_ext.toyworld.shipped import load_shipped_oracle
 
     by_shape: dict[str, float] = {}
     q = measure_quality(load_toy_pipeline(), load_shipped_oracle(), seed=0, by_shape=by_shape)
-    print(f"builtin:toyworld on all {q['n']} held-out caption combinations (DDIM 25 steps, guidance 4), read by the oracle:")
+    print(f"builtin:toyworld on all {q['n']} held-out caption combinations (DDIM {STEPS} steps, guidance {GUIDANCE:g}), "
+          "read by the oracle:")
     for name, bar in QUALITY_BAR.items():
         print(f"  {name:<10} {q[name]:6.1%}  (bar {bar:.0%}) {'ok' if q[name] >= bar else 'BELOW'}")
     print("  shape, per shape asked for: " + ", ".join(f"{shape} {share:.0%}" for shape, share in by_shape.items()))

@@ -1,4 +1,4 @@
-"""Sampling the toy base: DDIM, 25 steps, classifier-free guidance 4 (what it was pretrained and measured for).
+"""Sampling the toy base with the settings in ``textboost_ext.toyworld.sampling``.
 
 Each image has its own CPU generator seeded from its seed, so an image depends only on (prompt, seed), not on
 the batch it was drawn in.
@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-STEPS = 25
-GUIDANCE = 4.0
+from textboost_ext.toyworld.sampling import GUIDANCE, STEPS
+
+__all__ = ["GUIDANCE", "STEPS", "ddim", "generate"]
 
 
 def ddim(pipe: Any) -> Any:

@@ -1,14 +1,16 @@
 """``textboost-toyworld pretrain``: build the toy base from a seed, in stages that each skip when done.
 
-oracle -> ``oracle.safetensors``; VAE -> ``vae/``; text encoder + UNet -> ``t2i_checkpoint.pt`` (resumable),
-then the EMA weights are assembled into ``pipeline/`` (a standard diffusers StableDiffusionPipeline folder)
-and measured on all held-out caption combinations. ``record.json`` keeps the command, seed, settings,
-minutes per stage and the measured quality; ``ship`` copies the result into the package.
+oracle -> ``oracle.safetensors``; VAE -> ``vae/``; its decoder fine-tuned alone -> ``vae_decoder/``; text
+encoder + UNet -> ``t2i_checkpoint.pt`` (resumable), then the EMA weights are assembled into ``pipeline/`` (a
+standard diffusers StableDiffusionPipeline folder) and measured on all held-out caption combinations.
+``record.json`` keeps the command, seed, settings, minutes per stage and the measured quality; ``ship``
+copies the result into the package.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from textboost_ext.toyworld import models
 from textboost_ext.toyworld.world import all_scenes, held_out_scenes, pretraining_scenes
 
 ORACLE_STEPS = 1200
+DECODER_DIR = "vae_decoder"
 QUICK_QUALITY_EVERY = 2000
 
 
@@ -83,6 +86,60 @@ def stage_vae(out: Path, seed: int, record: Record, log: Callable[[str], None], 
                        "psnr_db": round(db, 2), "scaling_factor": vae.config.scaling_factor})
 
 
+def stage_decoder(out: Path, seed: int, record: Record, log: Callable[[str], None], steps: int | None = None,
+                  device: str = "cpu", final_quality_n: int | None = None) -> None:
+    """Fine-tune the VAE's decoder alone into ``vae_decoder/``. The encoder, so the latent space the UNet
+    learns in, is unchanged: the stage may run before the text encoder + UNet (which then assemble their
+    pipeline with it) or after them, on a finished run, whose pipeline's VAE it replaces and re-measures."""
+    from diffusers import AutoencoderKL
+
+    from textboost_ext.toyworld.pretrain_vae import DecoderSettings, finetune_decoder, vae_psnr
+
+    target = out / DECODER_DIR
+    if not (target / "config.json").is_file():
+        settings = DecoderSettings() if steps is None else DecoderSettings(steps=steps)
+        start = time.time()
+        vae = AutoencoderKL.from_pretrained(str(out / "vae"))
+        before = vae_psnr(vae, held_out_scenes(), seed + 1)
+        vae = finetune_decoder(vae, pretraining_scenes(), settings, seed, log=log, device=device)
+        db = vae_psnr(vae, held_out_scenes(), seed + 1)
+        log(f"vae decoder fine-tuned: held-out PSNR {before:.2f} -> {db:.2f} dB")
+        tmp = out / (DECODER_DIR + ".tmp")
+        vae.save_pretrained(str(tmp), safe_serialization=True)
+        tmp.replace(target)
+        record.update(vae_decoder={"settings": asdict(settings), "minutes": round((time.time() - start) / 60, 1),
+                                   "psnr_db_before": round(before, 2), "psnr_db": round(db, 2)})
+    pipeline = out / "pipeline"
+    if (pipeline / "model_index.json").is_file() and _weights_differ(target, pipeline / "vae"):
+        staged = pipeline / "vae.tmp"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(target, staged)
+        shutil.rmtree(pipeline / "vae")
+        staged.replace(pipeline / "vae")
+        _measure_final(out, pipeline, record, log, final_quality_n)
+
+
+def _weights_differ(a: Path, b: Path) -> bool:
+    name = "diffusion_pytorch_model.safetensors"
+    return not (b / name).is_file() or (a / name).read_bytes() != (b / name).read_bytes()
+
+
+def _measure_final(out: Path, pipeline: Path, record: Record, log: Callable[[str], None],
+                   final_quality_n: int | None) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    from textboost_ext.toyworld.generate import GUIDANCE, STEPS
+    from textboost_ext.toyworld.oracle import load_oracle
+    from textboost_ext.toyworld.quality import measure_quality
+
+    if not (out / "oracle.safetensors").is_file():
+        return
+    pipe = StableDiffusionPipeline.from_pretrained(str(pipeline), local_files_only=True)
+    q = measure_quality(pipe, load_oracle(out / "oracle.safetensors"), n=final_quality_n, seed=0)
+    log(f"quality on {q['n']} held-out combinations (DDIM {STEPS}, guidance {GUIDANCE:g}): {q}")
+    record.update(quality=q, quality_sampling={"sampler": "ddim", "steps": STEPS, "guidance": GUIDANCE})
+
+
 def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], steps: int | None = None,
               quick_every: int = QUICK_QUALITY_EVERY, final_quality_n: int | None = None, device: str = "cpu",
               recipe: dict[str, Any] | None = None, init_from: Path | None = None) -> None:
@@ -99,7 +156,9 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
     settings = T2iSettings(**(recipe or {}))
     if steps is not None:
         settings.steps, settings.checkpoint_every = steps, min(1000, steps)
-    vae = AutoencoderKL.from_pretrained(str(out / "vae"))
+    # the encoder is the same in both; the fine-tuned decoder, when there is one, is what the pipeline ships
+    fine_tuned = (out / DECODER_DIR / "config.json").is_file()
+    vae = AutoencoderKL.from_pretrained(str(out / (DECODER_DIR if fine_tuned else "vae")))
     torch.manual_seed(seed)
     if init_from is None:
         text_encoder, unet = models.build_text_encoder(), models.build_unet()
@@ -128,10 +187,7 @@ def stage_t2i(out: Path, seed: int, record: Record, log: Callable[[str], None], 
     pipe = models.assemble_pipeline(vae, ema.shadow[0], ema.shadow[1], tokenizer, settings.prediction_type)
     pipe.save_pretrained(str(out / "pipeline"), safe_serialization=True)
     record.update(t2i={"settings": asdict(settings), "minutes": round(minutes, 1)})
-    if oracle is not None:
-        q = measure_quality(pipe, oracle, n=final_quality_n, seed=0)
-        log(f"quality on {q['n']} held-out combinations: {q}")
-        record.update(quality=q)
+    _measure_final(out, out / "pipeline", record, log, final_quality_n)
 
 
 def _pretrained_t2i(pipeline: Path) -> tuple[Any, Any]:
@@ -146,11 +202,12 @@ def _pretrained_t2i(pipeline: Path) -> tuple[Any, Any]:
             UNet2DConditionModel.from_pretrained(str(pipeline / "unet")))
 
 
-STAGES = ("oracle", "vae", "t2i")
+STAGES = ("oracle", "vae", "decoder", "t2i")
 
 
 def pretrain(out: Path, seed: int, stages: tuple[str, ...] = STAGES, t2i_steps: int | None = None,
-             vae_steps: int | None = None, oracle_steps: int = ORACLE_STEPS, quick_every: int = QUICK_QUALITY_EVERY,
+             vae_steps: int | None = None, decoder_steps: int | None = None, oracle_steps: int = ORACLE_STEPS,
+             quick_every: int = QUICK_QUALITY_EVERY,
              final_quality_n: int | None = None, device: str | None = None, t2i_recipe: dict[str, Any] | None = None,
              init_from: Path | None = None) -> Path:
     """``final_quality_n``: held-out combinations measured at the end (default: all of them);
@@ -159,12 +216,17 @@ def pretrain(out: Path, seed: int, stages: tuple[str, ...] = STAGES, t2i_steps: 
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out)
     record = Record(out / "record.json")
-    record.update(command=" ".join(["textboost-toyworld"] + sys.argv[1:]) if sys.argv else "", seed=seed,
+    command = " ".join(["textboost-toyworld"] + sys.argv[1:]) if sys.argv else ""
+    # every invocation on this folder, in order (a finished run may be given a later stage, e.g. the decoder)
+    earlier = record.data.get("commands", [record.data["command"]] if "command" in record.data else [])
+    record.update(command=command, commands=earlier + [command], seed=seed,
                   torch=torch.__version__, threads=torch.get_num_threads(), device=device)
     if "oracle" in stages:
         stage_oracle(out, seed, record, log, steps=oracle_steps, device=device)
     if "vae" in stages:
         stage_vae(out, seed, record, log, steps=vae_steps, device=device)
+    if "decoder" in stages:
+        stage_decoder(out, seed, record, log, steps=decoder_steps, device=device, final_quality_n=final_quality_n)
     if "t2i" in stages:
         stage_t2i(out, seed, record, log, steps=t2i_steps, quick_every=quick_every, final_quality_n=final_quality_n,
                   device=device, recipe=t2i_recipe, init_from=init_from)

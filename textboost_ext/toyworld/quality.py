@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from textboost_ext.toyworld.captions import full_caption
-from textboost_ext.toyworld.generate import generate
+from textboost_ext.toyworld.generate import GUIDANCE, STEPS, generate
 from textboost_ext.toyworld.oracle import Oracle, attribute_accuracy
 from textboost_ext.toyworld.scoring import read_images
 from textboost_ext.toyworld.world import held_out_scenes
@@ -15,13 +15,15 @@ QUALITY_BAR = {"background": 0.95, "colour": 0.90, "shape": 0.80, "position": 0.
 
 
 def measure_quality(pipe: Any, oracle: Oracle, n: int | None = None, seed: int = 0,
-                    by_shape: dict[str, float] | None = None) -> dict[str, float]:
+                    by_shape: dict[str, float] | None = None, guidance: float = GUIDANCE,
+                    steps: int = STEPS) -> dict[str, float]:
     """Per-attribute share of samples the oracle reads as the caption asked (held-out scenes, full captions).
     ``by_shape``, when given, is filled with the shape accuracy per requested shape (which shapes hold it back)."""
     scenes = held_out_scenes()
     if n is not None and n < len(scenes):
         scenes = random.Random(seed).sample(scenes, n)
-    images = generate(pipe, [full_caption(s) for s in scenes], [seed * 100_000 + i for i in range(len(scenes))])
+    images = generate(pipe, [full_caption(s) for s in scenes], [seed * 100_000 + i for i in range(len(scenes))],
+                      steps=steps, guidance=guidance)
     reads = read_images(oracle, images)
     result = attribute_accuracy(reads, scenes)
     result["n"] = len(scenes)
