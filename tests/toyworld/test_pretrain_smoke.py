@@ -149,3 +149,23 @@ def test_multires_noise_hides_coarse_structure() -> None:
     assert quadrant_power(multi) > 5 * quadrant_power(plain)
     assert torch.equal(multi, multires_noise(shape, 3, 0.8, torch.Generator().manual_seed(0)))
     assert torch.equal(multires_noise(shape, 0, 0.8, torch.Generator().manual_seed(0)), plain / plain.std(dim=(1, 2, 3), keepdim=True))
+
+
+def test_build_runs_the_shipped_chain_and_resumes(tmp_path: Path) -> None:
+    """``build``: a first run, then continuations that start from the last one's weights and reuse its oracle,
+    VAE and decoder; started again, it finds everything done and trains nothing."""
+    from textboost_ext.toyworld.build import Chain, build
+
+    options = {"vae_steps": 2, "oracle_steps": 2, "decoder_steps": 2, "quick_every": 0, "final_quality_n": 2}
+    last = build(tmp_path, seed=0, chain=Chain(first_steps=2, continuations=2, continuation_steps=1), **options)
+    assert last == tmp_path / "run2" and (last / "pipeline" / "model_index.json").is_file()
+    record = json.loads((last / "record.json").read_text())
+    assert record["t2i_init_from"]["pipeline"] == str(tmp_path / "run1" / "pipeline")
+    assert record["t2i_init_from"]["record"]["t2i_init_from"]["pipeline"] == str(tmp_path / "run0" / "pipeline")
+    assert record["t2i"]["settings"]["learning_rate"] == 3e-4 and record["t2i"]["settings"]["steps"] == 1
+    assert same_file(last / "pipeline" / "vae", tmp_path / "run0" / "vae_decoder")
+    assert (last / "oracle.safetensors").read_bytes() == (tmp_path / "run0" / "oracle.safetensors").read_bytes()
+
+    logs = {run: (tmp_path / run / "pretrain.log").read_text() for run in ("run0", "run1", "run2")}
+    build(tmp_path, seed=0, chain=Chain(first_steps=2, continuations=2, continuation_steps=1), **options)
+    assert all((tmp_path / run / "pretrain.log").read_text() == text for run, text in logs.items())

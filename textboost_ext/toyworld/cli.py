@@ -1,4 +1,4 @@
-"""``textboost-toyworld``: pretrain / ship / quality / references / evaluate."""
+"""``textboost-toyworld``: pretrain / build / ship / quality / references / evaluate."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="start the text encoder + UNet from this pipeline folder (a finished run's <run>/pipeline) "
                           "instead of a fresh init: e.g. to turn an epsilon base into a v-prediction one")
     pre.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
+    bu = sub.add_parser("build", help="the shipped base's whole recipe in one command: a first run and its "
+                                      "continuations (hours on a CPU; resumes when started again)")
+    bu.add_argument("--output_dir", type=Path, required=True, help="runs go to OUTPUT_DIR/run0 .. runN")
+    bu.add_argument("--seed", type=int, default=0)
+    bu.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    bu.add_argument("--device", default=None, help="cpu or cuda[:N] (default: CUDA when present)")
+    bu.add_argument("--first_steps", type=int, default=12_000, help="text encoder + UNet steps of the first run")
+    bu.add_argument("--continuations", type=int, default=4)
+    bu.add_argument("--continuation_steps", type=int, default=6_000)
+    bu.add_argument("--continuation_learning_rate", type=float, default=3e-4)
     sh = sub.add_parser("ship", help="copy a finished pretraining run into the package (fp16 + record with checksums)")
     sh.add_argument("run_dir", type=Path)
     sh.add_argument("--target", type=Path, default=None, help="default: textboost_ext/assets/toyworld")
@@ -92,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         _threads(args.threads)
         return _evaluate(args)
+    if args.command == "build":
+        from textboost_ext.toyworld.build import Chain, build
+
+        _threads(args.threads)
+        chain = Chain(args.first_steps, args.continuations, args.continuation_steps, args.continuation_learning_rate)
+        last = build(args.output_dir, args.seed, chain, device=args.device)
+        print(f"built {last}; ship it with: textboost-toyworld ship {last}")
     if args.command == "pretrain":
         from textboost_ext.toyworld.pretrain import ORACLE_STEPS, STAGES, pretrain
 
