@@ -1,14 +1,13 @@
 """TextBoost personalizes the toy base from ONE photo, and the prompt still steers the image.
 
 One run with the demo's settings on the yellow square (training seed 0, image seeds 0 and 1: the ablation's
-"textboost" run, README "Ablation"). Thresholds from that ablation on base B3; on B4 (shipped) the same run
-gives subject fidelity 0.500 over a base of 0.042, new backgrounds 1.000, copy 0.000, drift 0.017 (λ = 0:
-0.108; safeguards off: 0.076), so they hold with the same margins. B3's numbers:
-- subject fidelity: base 0.083, TextBoost 0.542 (seed 1: 0.583) -> must exceed the base by 0.25 (6 of 24 images);
-- new-background prompts: TextBoost obeys 0.857 (seed 1: 0.929) and copies the reference's background 0.000
-  (both seeds) -> obedience >= 0.75 and copy rate <= 0.07 (at most 1 of 14 images). On this base a run with
-  the safeguards off obeys new backgrounds too (1.000 on this subject), so what the safeguards keep is
-  measured by the drift test below, where such a run moves 3-4x further (λ = 0 alone: 7x).
+"textboost" run, README "Ablation"). Thresholds set on base B3's ablation (guidance 4); on the shipped base
+(fine-tuned decoder, guidance 2) the same ablation gives:
+- subject fidelity: base 0.167, TextBoost 0.792 (seed 1: 0.583) -> must exceed the base by 0.25 (6 of 24 images);
+- new-background prompts: TextBoost obeys 1.000 (both seeds) and copies the reference's background 0.000
+  (both seeds) -> obedience >= 0.75 and copy rate <= 0.07 (at most 1 of 14 images). A run with the
+  safeguards off obeys new backgrounds too (1.000 on this subject), so what the safeguards keep is measured
+  by the drift test below, where such a run moves 3-4.5x further (λ = 0 alone: 6-8x).
 """
 
 from __future__ import annotations
@@ -56,11 +55,11 @@ def test_textboost_learns_the_yellow_square_and_keeps_new_backgrounds(yellow_squ
     assert yellow_square.adapter.summary["copy_rate"] <= COPY_CEILING, yellow_square.adapter.summary
 
 
-DRIFT_CEILING = 0.03  # ablation on B3, yellow square (B4: 0.017, λ=0 0.108): TextBoost 0.016-0.017, λ=0 0.127, all safeguards off 0.045-0.065
+DRIFT_CEILING = 0.03  # shipped base's ablation, yellow square: TextBoost 0.017 / 0.014, λ=0 0.108 / 0.116, all safeguards off 0.076 / 0.043
 
 
 def test_textboost_keeps_the_language_the_base_speaks(yellow_square: Comparison) -> None:
     """Knowledge preservation, measured where it acts: after one demo run on the yellow square, the encoder's
     outputs on 24 ordinary toy-world prompts move at most 0.03 (cosine distance), where a run with every
-    safeguard off moves 0.045-0.065 and one without knowledge preservation 0.127."""
+    safeguard off moves 0.043-0.076 and one without knowledge preservation 0.108-0.116."""
     assert yellow_square.drift <= DRIFT_CEILING, yellow_square.drift
