@@ -8,7 +8,6 @@ noisier than renders, are read as reliably as renders.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textboost_ext.toyworld.fit import fit_one_cycle
 from textboost_ext.toyworld.render import render_array
 from textboost_ext.toyworld.world import ATTRIBUTES, VALUES, Scene
 
@@ -74,22 +74,15 @@ def train_oracle(scenes: list[Scene], steps: int, seed: int, batch_size: int = 6
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     oracle = Oracle().to(device)
-    opt = torch.optim.AdamW(oracle.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     oracle.train()
-    start = time.time()
-    for step in range(1, steps + 1):
+
+    def loss_of_step() -> torch.Tensor:
         batch = rng.choices(scenes, k=batch_size)
-        x = degrade(images_to_tensor(render_array(batch, rng)), gen)
-        out = oracle(x.to(device))
+        out = oracle(degrade(images_to_tensor(render_array(batch, rng)), gen).to(device))
         y = {name: v.to(device) for name, v in labels(batch).items()}
-        loss = sum(nn.functional.cross_entropy(out[name], y[name]) for name in ATTRIBUTES)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps:
-            log(f"oracle step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)")
+        return sum(nn.functional.cross_entropy(out[name], y[name]) for name in ATTRIBUTES)
+
+    fit_one_cycle(list(oracle.parameters()), steps, 2e-3, loss_of_step, "oracle", log, weight_decay=1e-4, pct_start=0.1)
     return oracle.cpu().eval()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from textboost_ext.toyworld.fit import fit_one_cycle
 from textboost_ext.toyworld.render import render_array
 from textboost_ext.toyworld.world import Scene
 
@@ -48,25 +48,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def _fit(vae: Any, params: list[torch.nn.Parameter], scenes: list[Scene], steps: int, batch_size: int,
-         learning_rate: float, rng: random.Random, loss_of: Callable[[torch.Tensor], torch.Tensor], label: str,
-         log: Callable[[str], None], device: str) -> None:
-    """AdamW with a one-cycle schedule over fresh renders: ``loss_of(images)`` is minimised over ``params``."""
-    opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=learning_rate, total_steps=steps, pct_start=0.05)
-    vae.to(device).train()
-    start = time.time()
-    for step in range(1, steps + 1):
-        loss = loss_of(to_tensor(render_array(rng.choices(scenes, k=batch_size), rng)).to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps:
-            log(f"{label} step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)")
-    vae.eval()
-
-
 def _reconstruction_error(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (recon - x).abs().mean() + (recon - x).pow(2).mean()
 
@@ -79,12 +60,14 @@ def train_vae(vae: Any, scenes: list[Scene], settings: VaeSettings, seed: int,
         latent = vae.config.latent_channels
         vae.encoder.conv_out.bias[latent:].fill_(-6.0)
 
-    def loss_of(x: torch.Tensor) -> torch.Tensor:
+    def loss_of_step() -> torch.Tensor:
+        x = to_tensor(render_array(rng.choices(scenes, k=settings.batch_size), rng)).to(device)
         posterior = vae.encode(x).latent_dist
         return _reconstruction_error(vae.decode(posterior.sample()).sample, x) + settings.kl_weight * posterior.kl().mean()
 
-    _fit(vae, list(vae.parameters()), scenes, settings.steps, settings.batch_size, settings.learning_rate, rng,
-         loss_of, "vae", log, device)
+    vae.to(device).train()
+    fit_one_cycle(list(vae.parameters()), settings.steps, settings.learning_rate, loss_of_step, "vae", log)
+    vae.eval()
     with torch.no_grad():
         x = to_tensor(render_array(rng.choices(scenes, k=256), rng)).to(device)
         std = vae.encode(x).latent_dist.mean.std().item()
@@ -107,14 +90,15 @@ def finetune_decoder(vae: Any, scenes: list[Scene], settings: DecoderSettings, s
     for p in decoder_params:
         p.requires_grad_(True)
 
-    def loss_of(x: torch.Tensor) -> torch.Tensor:
+    def loss_of_step() -> torch.Tensor:
+        x = to_tensor(render_array(rng.choices(scenes, k=settings.batch_size), rng)).to(device)
         with torch.no_grad():
             latents = vae.encode(x).latent_dist.sample()
         return _reconstruction_error(vae.decode(latents).sample, x)
 
-    _fit(vae, decoder_params, scenes, settings.steps, settings.batch_size, settings.learning_rate, rng, loss_of,
-         "vae decoder", log, device)
-    vae.cpu().requires_grad_(True)
+    vae.to(device).train()
+    fit_one_cycle(decoder_params, settings.steps, settings.learning_rate, loss_of_step, "vae decoder", log)
+    vae.eval().cpu().requires_grad_(True)
     return vae
 
 
