@@ -19,12 +19,9 @@ from pathlib import Path
 
 import torch
 
-from textboost_ext.toyworld.captions import full_caption
-from textboost_ext.toyworld.generate import STEPS, generate
+from textboost_ext.toyworld.generate import STEPS
 from textboost_ext.toyworld.oracle import attribute_accuracy
-from textboost_ext.toyworld.quality import QUALITY_BAR
-from textboost_ext.toyworld.scoring import read_images
-from textboost_ext.toyworld.world import held_out_scenes
+from textboost_ext.toyworld.quality import QUALITY_BAR, sample_held_out
 
 
 def main() -> int:
@@ -46,13 +43,10 @@ def main() -> int:
     if args.vae:
         pipe.vae = AutoencoderKL.from_pretrained(str(args.vae))
     oracle = load_shipped_oracle()
-    scenes = held_out_scenes()
     print("| guidance | " + " | ".join(QUALITY_BAR) + " | colour errors (asked -> drawn) | style errors |")
     print("|---" * (len(QUALITY_BAR) + 3) + "|")
     for guidance in (float(g) for g in args.guidance.split(",")):
-        images = generate(pipe, [full_caption(s) for s in scenes], list(range(len(scenes))), steps=args.steps,
-                          guidance=guidance)  # the seeds measure_quality(seed=0) draws
-        reads = read_images(oracle, images)
+        scenes, reads = sample_held_out(pipe, oracle, seed=0, guidance=guidance, steps=args.steps)  # as `quality` draws
         accuracy = attribute_accuracy(reads, scenes)
         colours = collections.Counter(f"{s.colour}->{r['colour']}" for r, s in zip(reads, scenes) if r["colour"] != s.colour)
         styles = collections.Counter(f"{s.style} {s.shape}->{r['style']}" for r, s in zip(reads, scenes) if r["style"] != s.style)
