@@ -10,12 +10,11 @@ again with the same command, continues where it stopped.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textboost_ext.toyworld.pretrain import DECODER_DIR, pretrain
+from textboost_ext.toyworld.pretrain import DECODER_DIR, copy_into_place, pretrain
 
 # what every continuation takes from the first run instead of training again
 SHARED = ("oracle.safetensors", "vae", DECODER_DIR)
@@ -32,15 +31,8 @@ class Chain:
 def _copy_shared(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
-        if (target / name).exists():
-            continue
-        staged = target / (name + ".tmp")  # a killed copy never looks finished
-        shutil.rmtree(staged, ignore_errors=True)
-        if (source / name).is_dir():
-            shutil.copytree(source / name, staged)
-        else:
-            shutil.copyfile(source / name, staged)
-        staged.replace(target / name)
+        if not (target / name).exists():
+            copy_into_place(source / name, target / name)
 
 
 def build(out: Path, seed: int, chain: Chain | None = None, **pretrain_options: Any) -> Path:

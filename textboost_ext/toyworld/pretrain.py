@@ -9,6 +9,7 @@ copies the result into the package.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import shutil
 import sys
@@ -111,17 +112,28 @@ def stage_decoder(out: Path, seed: int, record: Record, log: Callable[[str], Non
                                    "psnr_db_before": round(before, 2), "psnr_db": round(db, 2)})
     pipeline = out / "pipeline"
     if (pipeline / "model_index.json").is_file() and _weights_differ(target, pipeline / "vae"):
-        staged = pipeline / "vae.tmp"
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(target, staged)
-        shutil.rmtree(pipeline / "vae")
-        staged.replace(pipeline / "vae")
+        copy_into_place(target, pipeline / "vae")
         _measure_final(out, pipeline, record, log, final_quality_n)
+
+
+def copy_into_place(source: Path, target: Path) -> None:
+    """Copy a file or folder to ``target`` under a temporary name, then swap it in (replacing what is there):
+    a copy killed half-way never looks like a finished one."""
+    staged = target.with_name(target.name + ".tmp")
+    if staged.is_dir():
+        shutil.rmtree(staged)  # a killed earlier copy
+    if source.is_dir():
+        shutil.copytree(source, staged)
+        if target.is_dir():
+            shutil.rmtree(target)  # a folder cannot be renamed over a non-empty one
+    else:
+        shutil.copyfile(source, staged)
+    staged.replace(target)
 
 
 def _weights_differ(a: Path, b: Path) -> bool:
     name = "diffusion_pytorch_model.safetensors"
-    return not (b / name).is_file() or (a / name).read_bytes() != (b / name).read_bytes()
+    return not (b / name).is_file() or not filecmp.cmp(a / name, b / name, shallow=False)
 
 
 def _measure_final(out: Path, pipeline: Path, record: Record, log: Callable[[str], None],
